@@ -1,0 +1,107 @@
+// Package cli holds berth's command-line verbs: one file per verb, each
+// turning flags into an options value and making one library call.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// Env is the process environment the CLI runs in. Passing it in keeps every
+// verb testable without touching the real process.
+type Env struct {
+	Args   []string
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	Getenv func(string) string
+}
+
+// Globals are the settings shared by all verbs.
+type Globals struct {
+	// Root is berth's state directory: the content-addressed blob store and
+	// per-machine records. Default /var/lib/berth, env BERTH_ROOT.
+	Root string
+	// MachinesDir is where machine root filesystems live; machinectl and
+	// systemd-nspawn look in /var/lib/machines. Env BERTH_MACHINES_DIR.
+	MachinesDir string
+	// Quiet suppresses progress output.
+	Quiet bool
+}
+
+const (
+	defaultRoot        = "/var/lib/berth"
+	defaultMachinesDir = "/var/lib/machines"
+)
+
+// ExitError carries a specific process exit code (for example the exit code
+// of a command run inside a machine) out of a verb.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("exit status %d", e.Code)
+	}
+	return e.Err.Error()
+}
+
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// Main runs berth with env and returns the process exit code.
+func Main(ctx context.Context, env Env) int {
+	if env.Getenv == nil {
+		env.Getenv = os.Getenv
+	}
+	root := newRootCmd(env)
+	root.SetArgs(env.Args)
+	root.SetIn(env.Stdin)
+	root.SetOut(env.Stdout)
+	root.SetErr(env.Stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		if ee.Err != nil {
+			fmt.Fprintf(env.Stderr, "berth: %v\n", ee.Err)
+		}
+		return ee.Code
+	}
+	fmt.Fprintf(env.Stderr, "berth: %v\n", err)
+	return 1
+}
+
+func newRootCmd(env Env) *cobra.Command {
+	g := &Globals{}
+	root := &cobra.Command{
+		Use:           "berth",
+		Short:         "Run OCI images and compose projects as systemd-nspawn machines",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.Root, "root", envOr(env, "BERTH_ROOT", defaultRoot), "berth state directory (env BERTH_ROOT)")
+	pf.StringVar(&g.MachinesDir, "machines-dir", envOr(env, "BERTH_MACHINES_DIR", defaultMachinesDir), "directory of machine root filesystems (env BERTH_MACHINES_DIR)")
+	pf.BoolVarP(&g.Quiet, "quiet", "q", false, "no progress output")
+
+	root.AddCommand(
+		newVersionCmd(env),
+	)
+	return root
+}
+
+func envOr(env Env, key, def string) string {
+	if v := env.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
