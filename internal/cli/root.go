@@ -95,6 +95,9 @@ func newRootCmd(env Env) *cobra.Command {
 
 	root.AddCommand(
 		newVersionCmd(env),
+		newComposeCmd(env, g),
+		newPullCmd(env, g), newImagesCmd(env, g), newRmiCmd(env, g), newInspectCmd(env, g),
+		newCreateCmd(env, g), newRunCmd(env, g), newStartCmd(env, g), newStopCmd(env, g), newRestartCmd(env, g), newRmCmd(env, g), newPsCmd(env, g), newLogsCmd(env, g), newExecCmd(env, g),
 	)
 	return root
 }

@@ -1,0 +1,208 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"reflect"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestMain lets the test binary act as berth-init, so the tests exercise
+// the real signal and reaping loop in a separate process.
+func TestMain(m *testing.M) {
+	if os.Getenv("BERTH_INIT_TEST_AS_INIT") == "1" {
+		os.Exit(run(os.Args[1:], os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+func initCmd(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "BERTH_INIT_TEST_AS_INIT=1")
+	return cmd
+}
+
+func exitCode(t *testing.T, err error) int {
+	t.Helper()
+	var ee *exec.ExitError
+	if err == nil {
+		return 0
+	}
+	if !errors.As(err, &ee) {
+		t.Fatalf("run berth-init: %v", err)
+	}
+	return ee.ExitCode()
+}
+
+func TestExitStatusPassesThrough(t *testing.T) {
+	for _, tt := range []struct {
+		script string
+		want   int
+	}{
+		{"exit 0", 0},
+		{"exit 3", 3},
+		{"kill -TERM $$", 128 + 15},
+		{"kill -KILL $$", 128 + 9},
+	} {
+		out, err := initCmd(t, "--", "/bin/sh", "-c", tt.script).CombinedOutput()
+		if got := exitCode(t, err); got != tt.want {
+			t.Errorf("%q: exit %d, want %d (output %q)", tt.script, got, tt.want, out)
+		}
+	}
+}
+
+func TestCommandNotFound(t *testing.T) {
+	out, err := initCmd(t, "--", "no-such-command-berth").CombinedOutput()
+	if got := exitCode(t, err); got != 127 {
+		t.Errorf("exit %d, want 127", got)
+	}
+	if !strings.Contains(string(out), "no-such-command-berth") {
+		t.Errorf("error %q does not name the command", out)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{{}, {"sh"}, {"--"}, {"--user"}, {"--bogus", "--", "sh"}} {
+		out, err := initCmd(t, args...).CombinedOutput()
+		if got := exitCode(t, err); got != exitInit {
+			t.Errorf("%q: exit %d, want %d", args, got, exitInit)
+		}
+		if !strings.Contains(string(out), "usage:") {
+			t.Errorf("%q: output %q has no usage", args, out)
+		}
+	}
+}
+
+// TestForwardsSignals sends SIGTERM to berth-init and expects the command's
+// trap to see it.
+func TestForwardsSignals(t *testing.T) {
+	cmd := initCmd(t, "--", "/bin/sh", "-c", `trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.1; done`)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(stdout)
+	if line, _ := r.ReadString('\n'); line != "ready\n" {
+		t.Fatalf("first line %q", line)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	rest, _ := r.ReadString('\n')
+	err = cmd.Wait()
+	if rest != "got-term\n" {
+		t.Errorf("after SIGTERM the command printed %q", rest)
+	}
+	if got := exitCode(t, err); got != 7 {
+		t.Errorf("exit %d, want 7", got)
+	}
+}
+
+// TestReapsOrphans makes the command orphan a process that exits at once;
+// berth-init (its subreaper) must collect it while the command still runs.
+func TestReapsOrphans(t *testing.T) {
+	cmd := initCmd(t, "--", "/bin/sh", "-c", `sh -c 'sh -c "echo \$\$; exit 0" & exit 0'; read x; exit 0`)
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	orphan, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil {
+		t.Fatalf("orphan pid %q", line)
+	}
+	// Wait for the orphan's /proc entry to go: a zombie keeps it until
+	// reaped. Not a timing assertion: without reaping it never goes.
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(orphan) + "/stat")
+		if err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("orphan %d still there: %s", orphan, b)
+		}
+	}
+	stdin.Close()
+	if got := exitCode(t, cmd.Wait()); got != 0 {
+		t.Errorf("exit %d", got)
+	}
+}
+
+func TestSwitchesUserAndDirectory(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to change user")
+	}
+	base := t.TempDir()
+	// The command changes directory after dropping root.
+	for _, d := range []string{base, base + "/.."} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := base + "/new/work"
+	out, err := initCmd(t, "--user", "4242:4343", "--workdir", dir, "--", "/bin/sh", "-c", `echo "$(id -u):$(id -g):$(pwd):$HOME"`).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if want := "4242:4343:" + dir + ":/\n"; string(out) != want {
+		t.Errorf("got %q, want %q", out, want)
+	}
+}
+
+func TestResolveUser(t *testing.T) {
+	passwd := parsePasswd(strings.NewReader("root:x:0:0:root:/root:/bin/sh\n# comment\nbroken\napp:x:1000:1000::/home/app:/bin/sh\nweb:x:33:33::/var/www:/bin/sh\n"))
+	group := parseGroup(strings.NewReader("root:x:0:\napp:x:1000:\nstaff:x:50:app,web\nwww:x:33:\n"))
+	for _, tt := range []struct {
+		spec string
+		want execUser
+		err  bool
+	}{
+		{"", execUser{Name: "root", UID: 0, GID: 0, Home: "/root"}, false},
+		{"app", execUser{Name: "app", UID: 1000, GID: 1000, Groups: []uint32{50}, Home: "/home/app"}, false},
+		{"1000", execUser{Name: "app", UID: 1000, GID: 1000, Groups: []uint32{50}, Home: "/home/app"}, false},
+		{"1000:1000", execUser{Name: "app", UID: 1000, GID: 1000, Groups: []uint32{50}, Home: "/home/app"}, false},
+		{"5000", execUser{UID: 5000, GID: 0, Home: "/"}, false},
+		{"5000:6000", execUser{UID: 5000, GID: 6000, Home: "/"}, false},
+		{"web:staff", execUser{Name: "web", UID: 33, GID: 50, Home: "/var/www"}, false},
+		{"app:www", execUser{Name: "app", UID: 1000, GID: 33, Groups: []uint32{50}, Home: "/home/app"}, false},
+		{"nobody", execUser{}, true},
+		{"app:nogroup", execUser{}, true},
+	} {
+		got, err := resolveUser(tt.spec, passwd, group)
+		if (err != nil) != tt.err {
+			t.Errorf("%q: err %v", tt.spec, err)
+			continue
+		}
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%q: got %+v, want %+v", tt.spec, got, tt.want)
+		}
+	}
+}
+
+func TestChildEnv(t *testing.T) {
+	in := []string{"PATH=/bin", "HOME=/root", "USER=root", "NOTIFY_SOCKET=/run/host/notify", "A=1"}
+	got := childEnv(in, execUser{Name: "app", Home: "/home/app"}, false)
+	want := []string{"PATH=/bin", "A=1", "HOME=/home/app", "USER=app", "LOGNAME=app"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	got = childEnv([]string{"HOME=/data"}, execUser{Home: "/"}, true)
+	if !bytes.Equal([]byte(strings.Join(got, ",")), []byte("HOME=/data")) {
+		t.Errorf("keep-home: got %q", got)
+	}
+}

@@ -1,0 +1,249 @@
+// Command berth-init is PID 1 of berth app machines. systemd-nspawn starts
+// it (bind-mounted read-only from the host) as
+//
+//	berth-init [--user USER] [--workdir DIR] [--keep-home] -- COMMAND [ARG...]
+//
+// It switches to the image's user itself, reading the machine's /etc/passwd
+// and /etc/group (nspawn's own User= asks NSS via getent, which images
+// without a libc or with a uid not in /etc/passwd do not have), starts the
+// command, forwards signals to it, reaps every orphan the kernel hands to
+// PID 1, and exits with the command's status (128+N if signal N killed it).
+//
+// It must stay a static binary with no dependencies (CGO_ENABLED=0): it runs
+// in scratch images.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// exitInit is the status for berth-init's own failures, chosen to match
+// docker's "container command could not be invoked" (126) / "not found"
+// (127) where they apply.
+const exitInit = 125
+
+type options struct {
+	user     string
+	workdir  string
+	keepHome bool
+	argv     []string
+}
+
+func parseArgs(args []string) (options, error) {
+	var o options
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch a {
+		case "--":
+			o.argv = args[i+1:]
+			if len(o.argv) == 0 {
+				return o, errors.New("no command after --")
+			}
+			return o, nil
+		case "--user", "--workdir":
+			if i+1 >= len(args) {
+				return o, fmt.Errorf("%s needs a value", a)
+			}
+			i++
+			if a == "--user" {
+				o.user = args[i]
+			} else {
+				o.workdir = args[i]
+			}
+		case "--keep-home":
+			o.keepHome = true
+		default:
+			return o, fmt.Errorf("unknown option %q", a)
+		}
+	}
+	return o, errors.New("missing -- before the command")
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+func run(args []string, stderr io.Writer) int {
+	o, err := parseArgs(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "berth-init: %v\nusage: berth-init [--user USER] [--workdir DIR] [--keep-home] -- COMMAND [ARG...]\n", err)
+		return exitInit
+	}
+	u, err := resolveUser(o.user, readPasswd("/etc/passwd"), readGroup("/etc/group"))
+	if err != nil {
+		fmt.Fprintf(stderr, "berth-init: %v\n", err)
+		return exitInit
+	}
+	env := childEnv(os.Environ(), u, o.keepHome)
+
+	dir := o.workdir
+	if dir == "" {
+		dir = "/"
+	}
+	// Docker creates a missing WORKDIR, owned by root.
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		fmt.Fprintf(stderr, "berth-init: create working directory: %v\n", err)
+		return exitInit
+	}
+
+	prog, err := lookPath(o.argv[0], env)
+	if err != nil {
+		fmt.Fprintf(stderr, "berth-init: %v\n", err)
+		return 127
+	}
+
+	// When berth-init is not PID 1 (nspawn --as-pid2, tests), orphans
+	// still come to it rather than to the real init.
+	_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+	sigs := make(chan os.Signal, 64)
+	signal.Notify(sigs)
+
+	attr := &syscall.SysProcAttr{
+		Credential: &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: u.Groups},
+	}
+	if isTerminal(0) {
+		// Give an interactive command the terminal as its controlling
+		// tty so ^C and job control reach it.
+		attr.Setsid, attr.Setctty, attr.Ctty = true, true, 0
+	}
+	child, err := os.StartProcess(prog, o.argv, &os.ProcAttr{
+		Dir:   dir,
+		Env:   env,
+		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
+		Sys:   attr,
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "berth-init: start %s: %v\n", o.argv[0], err)
+		if errors.Is(err, syscall.ENOENT) {
+			return 127
+		}
+		return 126
+	}
+	pid := child.Pid
+
+	for sig := range sigs {
+		s := sig.(syscall.Signal)
+		switch s {
+		case syscall.SIGCHLD:
+			if code, done := reap(pid); done {
+				return code
+			}
+		case syscall.SIGURG:
+			// The Go runtime preempts goroutines with SIGURG; those
+			// are not meant for the command.
+		default:
+			_ = syscall.Kill(pid, s)
+		}
+	}
+	return exitInit
+}
+
+// reap collects every exited child. It reports the main child's exit code
+// once that one is gone.
+func reap(main int) (int, bool) {
+	code, done := 0, false
+	for {
+		var ws syscall.WaitStatus
+		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil || pid <= 0 {
+			return code, done
+		}
+		if pid == main {
+			done = true
+			switch {
+			case ws.Exited():
+				code = ws.ExitStatus()
+			case ws.Signaled():
+				code = 128 + int(ws.Signal())
+			}
+		}
+	}
+}
+
+// childEnv is berth-init's environment for the command: HOME, USER and
+// LOGNAME describe the target user (nspawn set them for root), and
+// NOTIFY_SOCKET, nspawn's readiness channel, is not the command's.
+func childEnv(env []string, u execUser, keepHome bool) []string {
+	out := make([]string, 0, len(env)+3)
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		switch k {
+		case "NOTIFY_SOCKET", "USER", "LOGNAME":
+			continue
+		case "HOME":
+			if keepHome {
+				out = append(out, kv)
+			}
+			continue
+		}
+		out = append(out, kv)
+	}
+	if !keepHome {
+		out = append(out, "HOME="+u.Home)
+	}
+	if u.Name != "" {
+		out = append(out, "USER="+u.Name, "LOGNAME="+u.Name)
+	}
+	return out
+}
+
+// lookPath finds name on the command's PATH (not berth-init's), as docker
+// resolves the entrypoint with the image's environment.
+func lookPath(name string, env []string) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, nil
+	}
+	pathVar := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			pathVar = v
+		}
+	}
+	for _, d := range strings.Split(pathVar, ":") {
+		if d == "" {
+			d = "."
+		}
+		p := d + "/" + name
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("find %s: %w in PATH %s", name, exec.ErrNotFound, strconv.Quote(pathVar))
+}
+
+func readPasswd(p string) []passwdEntry {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	return parsePasswd(f)
+}
+
+func readGroup(p string) []groupEntry {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	return parseGroup(f)
+}
+
+func isTerminal(fd int) bool {
+	_, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	return err == nil
+}

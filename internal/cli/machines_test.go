@@ -1,0 +1,231 @@
+package cli
+
+import (
+	"io"
+	"log"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/berth-sh/berth/internal/machine"
+)
+
+// fakeHost points the machine verbs at temporary directories and a
+// recording runner that plays systemd.
+func fakeHost(t *testing.T, dirs map[string]string, booted bool) *machine.RecordingRunner {
+	t.Helper()
+	d := t.TempDir()
+	rr := &machine.RecordingRunner{Results: map[string]machine.Result{}}
+	old := newHost
+	newHost = func(g *Globals) machine.Host {
+		return machine.Host{
+			Runner:           rr,
+			SystemdBooted:    booted,
+			NspawnDir:        filepath.Join(d, "etc/systemd/nspawn"),
+			RuntimeNspawnDir: filepath.Join(d, "run/systemd/nspawn"),
+			UnitDir:          filepath.Join(d, "etc/systemd/system"),
+			StateDir:         filepath.Join(g.Root, "units"),
+			MachinesDir:      g.MachinesDir,
+			Now:              func() time.Time { return time.Unix(0, 0) },
+		}
+	}
+	t.Cleanup(func() { newHost = old })
+	dirs["FAKE_ETC"] = d
+	return rr
+}
+
+// pulledImage pulls a tiny image into fresh berth directories.
+func pulledImage(t *testing.T, conf v1.Config) map[string]string {
+	t.Helper()
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	ref := pushBusybox(t, writeFakeBusybox(t), host, "test/app:1", conf)
+	d := t.TempDir()
+	initBin := filepath.Join(d, "berth-init")
+	if err := os.WriteFile(initBin, []byte("#!/bin/false\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dirs := map[string]string{
+		"BERTH_ROOT":         filepath.Join(d, "root"),
+		"BERTH_MACHINES_DIR": filepath.Join(d, "machines"),
+		"BERTH_INIT":         initBin,
+	}
+	if out, errOut, code := runBerth(t, dirs, "pull", "-q", "--platform", "linux/amd64", "--name", "app", ref); code != 0 {
+		t.Fatalf("pull: %d %s %s", code, out, errOut)
+	}
+	return dirs
+}
+
+// writeFakeBusybox stands in for busybox where nothing is executed.
+func writeFakeBusybox(t *testing.T) string {
+	p := filepath.Join(t.TempDir(), "busybox")
+	if err := os.WriteFile(p, []byte("not run"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestCreateDryRunAndOutput(t *testing.T) {
+	dirs := pulledImage(t, v1.Config{Entrypoint: []string{"/bin/app"}, Cmd: []string{"--serve"}, Env: []string{"PATH=/bin"}})
+	fakeHost(t, dirs, true)
+	out, errOut, code := runBerth(t, dirs, "create", "--dry-run", "--network=zone:proj", "-p", "8080:80", "--restart=always", "--cpus=1.5", "--memory=1G", "-e", "GREETING=50% off", "web", "app", "--port", "80")
+	if code != 0 {
+		t.Fatalf("create --dry-run: %d %s", code, errOut)
+	}
+	etc := dirs["FAKE_ETC"]
+	for _, want := range []string{
+		"# " + etc + "/etc/systemd/nspawn/web.nspawn\n",
+		`Parameters="/.berth/init" "--" "/bin/app" "--port" "80"` + "\n",
+		`Environment="GREETING=50% off"` + "\n",
+		"Zone=proj\nPort=tcp:8080:80\n",
+		"# " + etc + "/etc/systemd/system/berth-web.service\n",
+		"--directory=" + dirs["BERTH_MACHINES_DIR"] + "/web",
+		"CPUQuota=150%\n", "MemoryMax=1G\n", "Restart=always\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dry run output lacks %q:\n%s", want, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dirs["BERTH_MACHINES_DIR"], "web")); err == nil {
+		t.Error("--dry-run created the machine")
+	}
+
+	outDir := t.TempDir()
+	if _, errOut, code := runBerth(t, dirs, "create", "--output", outDir, "web", "app"); code != 0 {
+		t.Fatalf("create --output: %d %s", code, errOut)
+	}
+	for _, f := range []string{"web.nspawn", "berth-web.service"} {
+		if _, err := os.Stat(filepath.Join(outDir, f)); err != nil {
+			t.Errorf("--output did not write %s: %v", f, err)
+		}
+	}
+
+	for _, bad := range [][]string{
+		{"create", "--dry-run", "-v", "rel:/x", "web", "app"},
+		{"create", "--dry-run", "-p", "80", "web", "app"},
+		{"create", "--dry-run", "--network=host", "-p", "1:2", "web", "app"},
+		{"create", "--dry-run", "--network=zone", "web", "app"},
+		{"create", "--dry-run", "--cpus=x", "web", "app"},
+		{"create", "--dry-run", "--memory=lots", "web", "app"},
+		{"create", "--dry-run", "Bad_Name", "app"},
+		{"create", "--dry-run", "web", "missing"},
+	} {
+		if out, errOut, code := runBerth(t, dirs, bad...); code == 0 || out != "" || errOut == "" {
+			t.Errorf("%q: code %d stdout %q stderr %q", bad, code, out, errOut)
+		}
+	}
+}
+
+func TestLifecycleCommands(t *testing.T) {
+	dirs := pulledImage(t, v1.Config{Cmd: []string{"/bin/app"}, User: "app"})
+	rr := fakeHost(t, dirs, true)
+	machines := dirs["BERTH_MACHINES_DIR"]
+	etc := dirs["FAKE_ETC"]
+
+	run := func(args ...string) string {
+		t.Helper()
+		out, errOut, code := runBerth(t, dirs, args...)
+		if code != 0 {
+			t.Fatalf("berth %q: code %d stderr %q", args, code, errOut)
+		}
+		return out
+	}
+	if out := run("create", "app", "app"); out != "app\n" {
+		t.Errorf("create stdout %q", out)
+	}
+	rr.Results["systemctl show --property=ActiveState,SubState,MainPID berth-app.service"] = machine.Result{Stdout: "ActiveState=active\nSubState=running\nMainPID=42\n"}
+	rr.Results["machinectl show --property=Leader --value app"] = machine.Result{Stdout: "4242\n"}
+	rr.Results["nsenter --target=4242 --all --root --wd /.berth/init --user root -- /bin/false"] = machine.Result{Code: 9}
+	run("start", "app")
+	run("stop", "app")
+	run("restart", "app")
+	ps := run("ps")
+	if !strings.Contains(ps, "app") || !strings.Contains(ps, "active (running)") {
+		t.Errorf("ps:\n%s", ps)
+	}
+	if js := run("ps", "--format", "json"); !strings.Contains(js, `"mainPID": 42`) {
+		t.Errorf("ps json:\n%s", js)
+	}
+	run("logs", "-f", "app")
+	run("exec", "app", "/bin/sh", "-c", "echo hi")
+	if _, _, code := runBerth(t, dirs, "exec", "--user", "root", "app", "/bin/false"); code != 9 {
+		t.Errorf("exec exit code %d, want 9", code)
+	}
+	if _, errOut, code := runBerth(t, dirs, "rm", "app"); code == 0 || !strings.Contains(errOut, "running") {
+		t.Errorf("rm of a running machine: code %d stderr %q", code, errOut)
+	}
+	run("rm", "--force", "app")
+
+	want := strings.Join([]string{
+		"systemctl daemon-reload",
+		"systemctl start berth-app.service",
+		"systemctl stop berth-app.service",
+		"systemctl restart berth-app.service",
+		"systemctl show --property=ActiveState,SubState,MainPID berth-app.service",
+		"systemctl show --property=ActiveState,SubState,MainPID berth-app.service",
+		"journalctl --no-pager --output=cat --unit=berth-app.service --follow",
+		"machinectl show --property=Leader --value app",
+		"nsenter --target=4242 --all --root --wd /.berth/init --user app -- /bin/sh -c 'echo hi'",
+		"machinectl show --property=Leader --value app",
+		"nsenter --target=4242 --all --root --wd /.berth/init --user root -- /bin/false",
+		"systemctl --quiet is-active berth-app.service",
+		"systemctl --quiet is-active berth-app.service",
+		"systemctl stop berth-app.service",
+		"systemctl --quiet disable berth-app.service",
+		"systemctl daemon-reload",
+	}, "\n") + "\n"
+	if got := rr.Commands(); got != want {
+		t.Errorf("commands:\n%s\nwant:\n%s", got, want)
+	}
+	for _, p := range []string{etc + "/etc/systemd/nspawn/app.nspawn", etc + "/etc/systemd/system/berth-app.service", dirs["BERTH_ROOT"] + "/units/app.json"} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("rm left %s", p)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(machines, "app", "bin")); err != nil {
+		t.Errorf("rm removed the image's own root filesystem: %v", err)
+	}
+}
+
+func TestCreateClonesAndRemoves(t *testing.T) {
+	dirs := pulledImage(t, v1.Config{Cmd: []string{"/bin/app"}})
+	fakeHost(t, dirs, false)
+	// The copy of the root filesystem runs for real.
+	old := newHost
+	newHost = func(g *Globals) machine.Host {
+		h := old(g)
+		h.Runner = machine.ExecRunner{}
+		return h
+	}
+	t.Cleanup(func() { newHost = old })
+	if _, errOut, code := runBerth(t, dirs, "create", "web-1", "app"); code != 0 {
+		t.Fatalf("create: %d %s", code, errOut)
+	}
+	clone := filepath.Join(dirs["BERTH_MACHINES_DIR"], "web-1")
+	if _, err := os.Stat(filepath.Join(clone, "bin", "busybox")); err != nil {
+		t.Fatalf("no cloned root filesystem: %v", err)
+	}
+	if _, errOut, code := runBerth(t, dirs, "create", "web-1", "app"); code == 0 || !strings.Contains(errOut, "exists") {
+		t.Errorf("second create: code %d stderr %q", code, errOut)
+	}
+	// Without systemd, lifecycle verbs say so.
+	if _, errOut, code := runBerth(t, dirs, "start", "web-1"); code == 0 || !strings.Contains(errOut, "PID 1") {
+		t.Errorf("start without systemd: code %d stderr %q", code, errOut)
+	}
+	if _, errOut, code := runBerth(t, dirs, "rm", "web-1"); code != 0 {
+		t.Fatalf("rm: %d %s", code, errOut)
+	}
+	if _, err := os.Stat(clone); err == nil {
+		t.Error("rm left the cloned root filesystem")
+	}
+	if _, err := os.Stat(filepath.Join(dirs["BERTH_MACHINES_DIR"], "app", "bin")); err != nil {
+		t.Errorf("rm touched the image: %v", err)
+	}
+}

@@ -1,0 +1,75 @@
+package cli
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berth-sh/berth/internal/machine"
+)
+
+func newRunCmd(env Env, g *Globals) *cobra.Command {
+	var (
+		mf   machineFlags
+		rm   bool
+		name string
+	)
+	cmd := &cobra.Command{
+		Use:   "run [flags] IMAGE [COMMAND [ARG...]]",
+		Short: "Run a command in a machine in the foreground, like docker run",
+		Long: `Run IMAGE (a machine installed by ` + "`berth pull`" + `) once in the foreground with
+systemd-nspawn. The command's stdout, stderr and exit code are berth's.
+
+Without --rm the command runs in the image's own root filesystem and its
+changes stay; with --rm it runs on a throw-away overlay. Works with or
+without systemd as PID 1 (without, nspawn runs unregistered in berth's own
+process tree).`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			image := args[0]
+			if err := machine.ValidateName(image); err != nil {
+				return err
+			}
+			if name == "" {
+				var b [4]byte
+				rand.Read(b[:])
+				base := image
+				if len(base) > 54 {
+					base = base[:54]
+				}
+				name = base + "-" + hex.EncodeToString(b[:])
+			}
+			if err := machine.ValidateName(name); err != nil {
+				return err
+			}
+			s, err := mf.spec(cmd, env, g, name, image, filepath.Join(g.MachinesDir, image), args[1:])
+			if err != nil {
+				return fmt.Errorf("run %s: %w", image, err)
+			}
+			s.Ephemeral = rm
+			h := newHost(g)
+			code, err := h.Run(cmd.Context(), s, machine.RunOptions{
+				Interactive: isTTY(env.Stdin) && isTTY(env.Stdout),
+				Stdin:       env.Stdin,
+				Stdout:      env.Stdout,
+				Stderr:      env.Stderr,
+			})
+			if err != nil {
+				return err
+			}
+			if code != 0 {
+				return &ExitError{Code: code}
+			}
+			return nil
+		},
+	}
+	// Flags after IMAGE belong to the command, as with docker run.
+	cmd.Flags().SetInterspersed(false)
+	mf.register(cmd)
+	cmd.Flags().BoolVar(&rm, "rm", false, "run on a throw-away overlay: the image's root filesystem is not changed")
+	cmd.Flags().StringVar(&name, "name", "", "machine name (default IMAGE-RANDOM)")
+	return cmd
+}

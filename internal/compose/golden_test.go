@@ -1,0 +1,199 @@
+package compose
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/txtar"
+)
+
+var update = flag.Bool("update", false, "rewrite the expected output of golden tests")
+
+// requireTools reports whether missing system tools must fail tests
+// instead of skipping them (CI sets it).
+func requireTools() bool { return os.Getenv("BERTH_TEST_REQUIRE_TOOLS") == "1" }
+
+// TestGolden converts each testdata/golden/*.txtar project and compares
+// the listing (or the error) with the archive's want file. The archive's
+// comment may set "files:", "project:", "profiles:", "env-files:" and
+// "env:" (space separated) for loading. $WORK in the expected text stands
+// for the directory the archive was extracted to.
+func TestGolden(t *testing.T) {
+	archives, _ := filepath.Glob("testdata/golden/*.txtar")
+	if len(archives) == 0 {
+		t.Fatal("no golden archives")
+	}
+	for _, a := range archives {
+		t.Run(strings.TrimSuffix(filepath.Base(a), ".txtar"), func(t *testing.T) {
+			runGolden(t, a)
+		})
+	}
+}
+
+func runGolden(t *testing.T, archive string) {
+	ar, err := txtar.ParseFile(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, f := range ar.Files {
+		if strings.HasPrefix(f.Name, "want") {
+			continue
+		}
+		p := filepath.Join(dir, f.Name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, f.Data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts := LoadOptions{WorkDir: dir}
+	for _, line := range strings.Split(string(ar.Comment), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		vs := strings.Fields(v)
+		switch strings.TrimSpace(k) {
+		case "files":
+			for _, f := range vs {
+				opts.Files = append(opts.Files, filepath.Join(dir, f))
+			}
+		case "project":
+			opts.ProjectName = strings.TrimSpace(v)
+		case "profiles":
+			opts.Profiles = vs
+		case "env-files":
+			for _, f := range vs {
+				opts.EnvFiles = append(opts.EnvFiles, filepath.Join(dir, f))
+			}
+		case "env":
+			opts.Environ = vs
+		}
+	}
+	var got bytes.Buffer
+	var res *Result
+	p, err := Load(context.Background(), opts)
+	if err == nil {
+		res, err = Convert(p, testOptions())
+	}
+	if res != nil {
+		for _, f := range res.Findings {
+			if f.Severity == Warning {
+				got.WriteString(f.String() + "\n")
+			}
+		}
+	}
+	if err != nil {
+		got.WriteString("ERROR: " + err.Error() + "\n")
+	} else if err := WriteListing(&got, res.Files); err != nil {
+		t.Fatal(err)
+	}
+	text := strings.ReplaceAll(got.String(), dir, "$WORK")
+	want := ""
+	wantIdx := -1
+	for i, f := range ar.Files {
+		if f.Name == "want" {
+			want, wantIdx = string(f.Data), i
+		}
+	}
+	if *update {
+		if wantIdx < 0 {
+			ar.Files = append(ar.Files, txtar.File{Name: "want"})
+			wantIdx = len(ar.Files) - 1
+		}
+		ar.Files[wantIdx].Data = []byte(text)
+		if err := os.WriteFile(archive, txtar.Format(ar), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if text != want {
+		t.Errorf("output differs from %s (rerun with -update to accept):\n%s", archive, lineDiff(want, text))
+	}
+	if err == nil {
+		// Same project again with helper binaries that exist here, so
+		// systemd-analyze can check every unit.
+		vopts := testOptions()
+		vopts.Berth, vopts.Init = "/bin/true", "/bin/true"
+		res, err := Convert(p, vopts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		verifyUnits(t, res.Files)
+	}
+}
+
+// lineDiff shows the first lines where want and got differ.
+func lineDiff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	var b strings.Builder
+	shown := 0
+	for i := 0; i < len(w) || i < len(g); i++ {
+		var wl, gl string
+		if i < len(w) {
+			wl = w[i]
+		}
+		if i < len(g) {
+			gl = g[i]
+		}
+		if wl != gl {
+			b.WriteString("line " + strconv.Itoa(i+1) + ":\n  want: " + wl + "\n  got:  " + gl + "\n")
+			if shown++; shown > 8 {
+				break
+			}
+		}
+	}
+	return b.String()
+}
+
+// verifyUnits writes the unit files among files to a directory and runs
+// systemd-analyze verify on all of them together; any output fails.
+func verifyUnits(t *testing.T, files []File) {
+	t.Helper()
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		if requireTools() {
+			t.Fatalf("systemd-analyze is required: %v", err)
+		}
+		t.Skip("systemd-analyze not installed")
+	}
+	dir := t.TempDir()
+	var units []string
+	for _, f := range files {
+		if f.Dir || path.Dir(f.Path) != "/etc/systemd/system" {
+			continue
+		}
+		p := filepath.Join(dir, path.Base(f.Path))
+		if err := os.WriteFile(p, f.Data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		units = append(units, p)
+	}
+	if len(units) == 0 {
+		t.Fatal("no units to verify")
+	}
+	sort.Strings(units)
+	cmd := exec.Command(analyze, append([]string{"verify"}, units...)...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatal(err)
+	}
+	if err != nil || out.Len() > 0 {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, out.String())
+	}
+}

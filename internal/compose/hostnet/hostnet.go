@@ -1,0 +1,247 @@
+// Package hostnet is the host side of compose networking: the helpers the
+// generated units run (berth compose _bridge-up, _netns-up, ...). It creates
+// project bridges and, for each machine, a named network namespace whose
+// links are configured from the host before systemd-nspawn joins it, so an
+// app image needs no networkd or DHCP client and its command never starts
+// without an address.
+//
+// All changes go through iproute2 and nft behind the Runner seam, so tests
+// compare the exact commands; sysctls are written by Sysctl, also a seam.
+package hostnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os/exec"
+	"strings"
+)
+
+// Runner runs one command. The real one execs; the test fake records.
+type Runner interface {
+	Run(ctx context.Context, argv ...string) error
+}
+
+// ExecRunner runs commands with os/exec, adding their stderr to errors.
+type ExecRunner struct{}
+
+// Run implements Runner.
+func (ExecRunner) Run(ctx context.Context, argv ...string) error {
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("run %s: %w: %s", strings.Join(argv, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// ErrInvalid is wrapped by errors about malformed arguments.
+var ErrInvalid = errors.New("invalid network argument")
+
+// Bridge describes a project bridge.
+type Bridge struct {
+	Name string
+	// Address is the gateway address with the subnet's prefix length.
+	Address netip.Prefix
+	// Internal bridges get no forwarding to or from other interfaces.
+	Internal bool
+}
+
+// nftTable is the per-bridge nftables table berth owns; deleting it undoes
+// every rule berth added for the bridge.
+func nftTable(bridge string) string { return "berth_" + strings.ReplaceAll(bridge, "-", "_") }
+
+// BridgeUp creates the bridge (or adopts an existing one of that name),
+// gives it the gateway address and brings it up. A non-internal bridge's
+// subnet is masqueraded to the outside; an internal one is fenced off from
+// forwarding in both directions.
+func BridgeUp(ctx context.Context, r Runner, b Bridge) error {
+	if err := checkIfName(b.Name); err != nil {
+		return err
+	}
+	if !b.Address.IsValid() || !b.Address.Addr().Is4() {
+		return fmt.Errorf("bring up bridge %s: %w: address %s is not an IPv4 prefix", b.Name, ErrInvalid, b.Address)
+	}
+	subnet := b.Address.Masked()
+	cmds := [][]string{
+		// "ip link add" fails when the bridge exists (a restart after a
+		// crash); "-" marks commands whose failure is expected then.
+		{"-", "ip", "link", "add", b.Name, "type", "bridge"},
+		{"ip", "addr", "replace", b.Address.String(), "dev", b.Name},
+		{"ip", "link", "set", b.Name, "up"},
+		{"-", "nft", "delete", "table", "inet", nftTable(b.Name)},
+	}
+	t := nftTable(b.Name)
+	cmds = append(cmds, []string{"nft", "add", "table", "inet", t})
+	if b.Internal {
+		cmds = append(cmds,
+			[]string{"nft", "add", "chain", "inet", t, "forward", "{ type filter hook forward priority filter; policy accept; }"},
+			[]string{"nft", "add", "rule", "inet", t, "forward", "iifname", quoteNft(b.Name), "oifname", "!=", quoteNft(b.Name), "drop"},
+			[]string{"nft", "add", "rule", "inet", t, "forward", "oifname", quoteNft(b.Name), "iifname", "!=", quoteNft(b.Name), "drop"},
+		)
+	} else {
+		cmds = append(cmds,
+			[]string{"nft", "add", "chain", "inet", t, "postrouting", "{ type nat hook postrouting priority srcnat; policy accept; }"},
+			[]string{"nft", "add", "rule", "inet", t, "postrouting", "ip", "saddr", subnet.String(), "oifname", "!=", quoteNft(b.Name), "masquerade"},
+			[]string{"sysctl", "-q", "-w", "net.ipv4.ip_forward=1"},
+		)
+	}
+	return runAll(ctx, r, "bring up bridge "+b.Name, cmds)
+}
+
+// BridgeDown removes the bridge and berth's rules for it.
+func BridgeDown(ctx context.Context, r Runner, name string) error {
+	if err := checkIfName(name); err != nil {
+		return err
+	}
+	return runAll(ctx, r, "remove bridge "+name, [][]string{
+		{"-", "nft", "delete", "table", "inet", nftTable(name)},
+		{"-", "ip", "link", "del", name},
+	})
+}
+
+// Link is one machine interface: a veth pair whose host side joins Bridge
+// and whose other side, Guest, lives in the machine's namespace.
+type Link struct {
+	Host, Bridge, Guest string
+	Address             netip.Prefix
+	// Gateway, if valid, becomes the namespace's default route.
+	Gateway netip.Addr
+}
+
+// ParseLink reads the --link form HOST,BRIDGE,GUEST,ADDR/LEN[,GATEWAY].
+func ParseLink(s string) (Link, error) {
+	f := strings.Split(s, ",")
+	if len(f) != 4 && len(f) != 5 {
+		return Link{}, fmt.Errorf("parse link %q: %w: want HOST,BRIDGE,GUEST,ADDR/LEN[,GATEWAY]", s, ErrInvalid)
+	}
+	l := Link{Host: f[0], Bridge: f[1], Guest: f[2]}
+	for _, n := range []string{l.Host, l.Bridge, l.Guest} {
+		if err := checkIfName(n); err != nil {
+			return Link{}, fmt.Errorf("parse link %q: %w", s, err)
+		}
+	}
+	a, err := netip.ParsePrefix(f[3])
+	if err != nil || !a.Addr().Is4() {
+		return Link{}, fmt.Errorf("parse link %q: %w: %q is not an IPv4 address/length", s, ErrInvalid, f[3])
+	}
+	l.Address = a
+	if len(f) == 5 {
+		gw, err := netip.ParseAddr(f[4])
+		if err != nil || !gw.Is4() {
+			return Link{}, fmt.Errorf("parse link %q: %w: gateway %q is not an IPv4 address", s, ErrInvalid, f[4])
+		}
+		l.Gateway = gw
+	}
+	return l, nil
+}
+
+// Namespace is a machine's network namespace as the helper builds it.
+type Namespace struct {
+	// Name is the namespace's name under /run/netns.
+	Name    string
+	Links   []Link
+	Sysctls []Sysctl
+}
+
+// Sysctl is one net.* setting applied inside the namespace.
+type Sysctl struct{ Key, Value string }
+
+// ParseSysctl reads KEY=VALUE and allows only net.* keys made of
+// [a-z0-9_.-] without empty elements, so the key maps to a path under
+// /proc/sys/net and nowhere else.
+func ParseSysctl(s string) (Sysctl, error) {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || !strings.HasPrefix(k, "net.") {
+		return Sysctl{}, fmt.Errorf("parse sysctl %q: %w: want net.KEY=VALUE", s, ErrInvalid)
+	}
+	for _, el := range strings.Split(k, ".") {
+		if el == "" || el == ".." {
+			return Sysctl{}, fmt.Errorf("parse sysctl %q: %w: empty key element", s, ErrInvalid)
+		}
+		for _, c := range el {
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+				return Sysctl{}, fmt.Errorf("parse sysctl %q: %w: key character %q", s, ErrInvalid, c)
+			}
+		}
+	}
+	if strings.ContainsAny(v, "\n\x00") {
+		return Sysctl{}, fmt.Errorf("parse sysctl %q: %w: value has a newline", s, ErrInvalid)
+	}
+	return Sysctl{Key: k, Value: v}, nil
+}
+
+// NamespaceUp (re)creates the namespace and configures every link from
+// the host: veth pair, host side into the bridge, address, default route,
+// loopback, sysctls. A namespace left over from a crash is replaced.
+func NamespaceUp(ctx context.Context, r Runner, ns Namespace) error {
+	if err := checkNetnsName(ns.Name); err != nil {
+		return err
+	}
+	cmds := [][]string{
+		{"-", "ip", "netns", "del", ns.Name},
+		{"ip", "netns", "add", ns.Name},
+		{"ip", "-n", ns.Name, "link", "set", "lo", "up"},
+	}
+	for _, l := range ns.Links {
+		cmds = append(cmds,
+			// A host side left from a crash keeps its name busy.
+			[]string{"-", "ip", "link", "del", l.Host},
+			[]string{"ip", "link", "add", l.Host, "type", "veth", "peer", "name", l.Guest, "netns", ns.Name},
+			[]string{"ip", "link", "set", l.Host, "master", l.Bridge},
+			[]string{"ip", "link", "set", l.Host, "up"},
+			[]string{"ip", "-n", ns.Name, "addr", "add", l.Address.String(), "dev", l.Guest},
+			[]string{"ip", "-n", ns.Name, "link", "set", l.Guest, "up"},
+		)
+		if l.Gateway.IsValid() {
+			cmds = append(cmds, []string{"ip", "-n", ns.Name, "route", "add", "default", "via", l.Gateway.String()})
+		}
+	}
+	for _, s := range ns.Sysctls {
+		cmds = append(cmds, []string{"ip", "netns", "exec", ns.Name, "sysctl", "-q", "-w", s.Key + "=" + s.Value})
+	}
+	return runAll(ctx, r, "set up network namespace "+ns.Name, cmds)
+}
+
+// NamespaceDown deletes the namespace; the kernel removes its veth pairs
+// (and so their host sides) with it.
+func NamespaceDown(ctx context.Context, r Runner, name string) error {
+	if err := checkNetnsName(name); err != nil {
+		return err
+	}
+	return runAll(ctx, r, "remove network namespace "+name, [][]string{{"-", "ip", "netns", "del", name}})
+}
+
+// quoteNft quotes an interface name for nft's parser (checkIfName has
+// already refused quotes and blanks).
+func quoteNft(n string) string { return `"` + n + `"` }
+
+// runAll runs cmds in order. A command starting with "-" may fail.
+func runAll(ctx context.Context, r Runner, what string, cmds [][]string) error {
+	for _, c := range cmds {
+		optional := c[0] == "-"
+		if optional {
+			c = c[1:]
+		}
+		if err := r.Run(ctx, c...); err != nil && !optional {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+	}
+	return nil
+}
+
+// checkIfName applies the kernel's interface name rules (dev_valid_name).
+func checkIfName(n string) error {
+	if n == "" || len(n) > 15 || n == "." || n == ".." || strings.ContainsAny(n, "/: \t\n") {
+		return fmt.Errorf("%w: %q is not a valid interface name", ErrInvalid, n)
+	}
+	return nil
+}
+
+func checkNetnsName(n string) error {
+	if n == "" || len(n) > 200 || strings.ContainsAny(n, "/ \t\n") || n == "." || n == ".." {
+		return fmt.Errorf("%w: %q is not a valid network namespace name", ErrInvalid, n)
+	}
+	return nil
+}

@@ -1,0 +1,147 @@
+package hostnet
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+// fakeRunner records commands as text and fails those listed in fail.
+type fakeRunner struct {
+	log  []string
+	fail map[string]bool
+}
+
+func (f *fakeRunner) Run(_ context.Context, argv ...string) error {
+	line := strings.Join(argv, " ")
+	f.log = append(f.log, line)
+	if f.fail[line] {
+		return errors.New("exit status 1")
+	}
+	return nil
+}
+
+func TestBridgeUp(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		b    Bridge
+		want string
+	}{{
+		name: "routed",
+		b:    Bridge{Name: "br-0123456789ab", Address: netip.MustParsePrefix("172.20.1.1/24")},
+		want: `ip link add br-0123456789ab type bridge
+ip addr replace 172.20.1.1/24 dev br-0123456789ab
+ip link set br-0123456789ab up
+nft delete table inet berth_br_0123456789ab
+nft add table inet berth_br_0123456789ab
+nft add chain inet berth_br_0123456789ab postrouting { type nat hook postrouting priority srcnat; policy accept; }
+nft add rule inet berth_br_0123456789ab postrouting ip saddr 172.20.1.0/24 oifname != "br-0123456789ab" masquerade
+sysctl -q -w net.ipv4.ip_forward=1`,
+	}, {
+		name: "internal",
+		b:    Bridge{Name: "br-x", Address: netip.MustParsePrefix("10.0.0.254/24"), Internal: true},
+		want: `ip link add br-x type bridge
+ip addr replace 10.0.0.254/24 dev br-x
+ip link set br-x up
+nft delete table inet berth_br_x
+nft add table inet berth_br_x
+nft add chain inet berth_br_x forward { type filter hook forward priority filter; policy accept; }
+nft add rule inet berth_br_x forward iifname "br-x" oifname != "br-x" drop
+nft add rule inet berth_br_x forward oifname "br-x" iifname != "br-x" drop`,
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			// The bridge and table already exist: those commands fail
+			// and must not stop the rest.
+			r := &fakeRunner{fail: map[string]bool{
+				"ip link add " + tc.b.Name + " type bridge":    true,
+				"nft delete table inet " + nftTable(tc.b.Name): true,
+			}}
+			if err := BridgeUp(context.Background(), r, tc.b); err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(r.log, "\n"); got != tc.want {
+				t.Errorf("commands:\n%s\nwant:\n%s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestBridgeUpFails(t *testing.T) {
+	r := &fakeRunner{fail: map[string]bool{"ip link set br-x up": true}}
+	err := BridgeUp(context.Background(), r, Bridge{Name: "br-x", Address: netip.MustParsePrefix("10.0.0.1/24")})
+	if err == nil || !strings.Contains(err.Error(), "bring up bridge br-x") {
+		t.Fatalf("err = %v, want a bring-up error", err)
+	}
+	if last := r.log[len(r.log)-1]; last != "ip link set br-x up" {
+		t.Errorf("ran on after the failure: last command %q", last)
+	}
+}
+
+func TestNamespaceUp(t *testing.T) {
+	l1, err := ParseLink("bv-aaaaaaaaaaaa,br-1,eth0,172.20.1.2/24,172.20.1.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2, err := ParseLink("bv-bbbbbbbbbbbb,br-2,lan0,10.0.0.10/24")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := ParseSysctl("net.core.somaxconn=1024")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &fakeRunner{}
+	ns := Namespace{Name: "berth-p-web-1", Links: []Link{l1, l2}, Sysctls: []Sysctl{sc}}
+	if err := NamespaceUp(context.Background(), r, ns); err != nil {
+		t.Fatal(err)
+	}
+	want := `ip netns del berth-p-web-1
+ip netns add berth-p-web-1
+ip -n berth-p-web-1 link set lo up
+ip link del bv-aaaaaaaaaaaa
+ip link add bv-aaaaaaaaaaaa type veth peer name eth0 netns berth-p-web-1
+ip link set bv-aaaaaaaaaaaa master br-1
+ip link set bv-aaaaaaaaaaaa up
+ip -n berth-p-web-1 addr add 172.20.1.2/24 dev eth0
+ip -n berth-p-web-1 link set eth0 up
+ip -n berth-p-web-1 route add default via 172.20.1.1
+ip link del bv-bbbbbbbbbbbb
+ip link add bv-bbbbbbbbbbbb type veth peer name lan0 netns berth-p-web-1
+ip link set bv-bbbbbbbbbbbb master br-2
+ip link set bv-bbbbbbbbbbbb up
+ip -n berth-p-web-1 addr add 10.0.0.10/24 dev lan0
+ip -n berth-p-web-1 link set lan0 up
+ip netns exec berth-p-web-1 sysctl -q -w net.core.somaxconn=1024`
+	if got := strings.Join(r.log, "\n"); got != want {
+		t.Errorf("commands:\n%s\nwant:\n%s", got, want)
+	}
+	r = &fakeRunner{}
+	if err := NamespaceDown(context.Background(), r, "berth-p-web-1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(r.log, "\n"); got != "ip netns del berth-p-web-1" {
+		t.Errorf("down: %q", got)
+	}
+}
+
+func TestParseRejects(t *testing.T) {
+	for _, s := range []string{
+		"a,b,c",
+		"bv-x,br-1,eth0,not-an-ip",
+		"bv-x,br/1,eth0,10.0.0.2/24",
+		"bv-x,br-1,eth 0,10.0.0.2/24",
+		"bv-x,br-1,eth0,10.0.0.2/24,::1",
+		"bv-this-name-is-too-long,br-1,eth0,10.0.0.2/24",
+	} {
+		if _, err := ParseLink(s); !errors.Is(err, ErrInvalid) {
+			t.Errorf("ParseLink(%q) = %v, want ErrInvalid", s, err)
+		}
+	}
+	for _, s := range []string{"kernel.shmmax=1", "net..x=1", "net.ipv4/../../x=1", "net.a=1\n2", "net.x"} {
+		if _, err := ParseSysctl(s); !errors.Is(err, ErrInvalid) {
+			t.Errorf("ParseSysctl(%q) = %v, want ErrInvalid", s, err)
+		}
+	}
+}

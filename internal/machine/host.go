@@ -1,0 +1,511 @@
+package machine
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/berth-sh/berth/internal/store"
+)
+
+// ErrNotFound is returned for a machine berth did not create.
+var ErrNotFound = errors.New("no such machine")
+
+// ErrExists is returned when creating a machine whose name is taken.
+var ErrExists = errors.New("machine exists")
+
+// ErrNoSystemd is returned by verbs that need systemd as PID 1.
+var ErrNoSystemd = errors.New("systemd is not running as PID 1 (no /run/systemd/system)")
+
+// File is one rendered file and where it belongs.
+type File struct {
+	Dir  string // NspawnDir, UnitDir, ...
+	Name string
+	Data []byte
+}
+
+// Path is Dir/Name.
+func (f File) Path() string { return filepath.Join(f.Dir, f.Name) }
+
+// Files renders both files of a machine for installation in the given
+// settings and unit directories.
+func Files(s *Spec, nspawnDir, unitDir string) ([]File, error) {
+	n, err := RenderNspawn(s)
+	if err != nil {
+		return nil, err
+	}
+	u, err := RenderService(s)
+	if err != nil {
+		return nil, err
+	}
+	nb, err := n.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("render %s.nspawn: %w", s.Name, err)
+	}
+	ub, err := u.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("render %s: %w", ServiceName(s.Name), err)
+	}
+	return []File{
+		{Dir: nspawnDir, Name: s.Name + ".nspawn", Data: nb},
+		{Dir: unitDir, Name: ServiceName(s.Name), Data: ub},
+	}, nil
+}
+
+// Instance is berth's record of a created machine, kept in the state
+// directory so later verbs know its spec and what to clean up.
+type Instance struct {
+	Spec Spec `json:"spec"`
+	// Image is the pulled machine the root filesystem came from.
+	Image string `json:"image"`
+	// Cloned says the root filesystem is a copy owned by this machine
+	// (removed with it), not the image's own directory.
+	Cloned  bool      `json:"cloned,omitempty"`
+	Files   []string  `json:"files"`
+	Created time.Time `json:"created"`
+}
+
+// Host is the system berth drives: where files go and how commands run.
+// Everything is a field so tests can point it at temporary directories and
+// a RecordingRunner.
+type Host struct {
+	Runner Runner
+	// SystemdBooted says PID 1 is systemd, so units can be started and
+	// machines registered with machined.
+	SystemdBooted    bool
+	NspawnDir        string // persistent settings, NspawnDir
+	RuntimeNspawnDir string // settings of `berth run` machines
+	UnitDir          string
+	StateDir         string // Instances, one NAME.json each
+	MachinesDir      string
+	Now              func() time.Time
+}
+
+// NewHost returns the real host: berth's state under root, machines in
+// machinesDir, commands run for real.
+func NewHost(root, machinesDir string) Host {
+	_, err := os.Stat("/run/systemd/system")
+	return Host{
+		Runner:           ExecRunner{},
+		SystemdBooted:    err == nil,
+		NspawnDir:        NspawnDir,
+		RuntimeNspawnDir: RuntimeNspawnDir,
+		UnitDir:          UnitDir,
+		StateDir:         filepath.Join(root, "units"),
+		MachinesDir:      machinesDir,
+		Now:              time.Now,
+	}
+}
+
+// FindInit locates the berth-init binary: $BERTH_INIT, next to the berth
+// executable, then the library directories packages install it to.
+func FindInit(getenv func(string) string, executable string) (string, error) {
+	var cands []string
+	if p := getenv("BERTH_INIT"); p != "" {
+		cands = append(cands, p)
+	}
+	if executable != "" {
+		cands = append(cands, filepath.Join(filepath.Dir(executable), "berth-init"))
+	}
+	cands = append(cands, "/usr/local/lib/berth/berth-init", "/usr/lib/berth/berth-init")
+	for _, c := range cands {
+		if fi, err := os.Stat(c); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			abs, err := filepath.Abs(c)
+			if err != nil {
+				return "", fmt.Errorf("find berth-init: %w", err)
+			}
+			return filepath.Clean(abs), nil
+		}
+	}
+	return "", fmt.Errorf("find berth-init: none of %s exists; build it with `CGO_ENABLED=0 go build ./cmd/berth-init` and set BERTH_INIT", strings.Join(cands, ", "))
+}
+
+// writeAtomic writes data to path through a temporary file and a rename,
+// so systemd never reads half a unit.
+func writeAtomic(path string, data []byte) (err error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".berth-"+filepath.Base(path)+"-")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// WriteFiles writes files into dir (all of them, ignoring their Dir), for
+// `berth create --output`.
+func WriteFiles(dir string, files []File) error {
+	for _, f := range files {
+		if err := writeAtomic(filepath.Join(dir, f.Name), f.Data); err != nil {
+			return fmt.Errorf("write %s: %w", f.Name, err)
+		}
+	}
+	return nil
+}
+
+func (h Host) statePath(name string) string { return filepath.Join(h.StateDir, name+".json") }
+
+// Instance reads the record of machine name.
+func (h Host) Instance(name string) (*Instance, error) {
+	if err := ValidateName(name); err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(h.statePath(name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("read machine %s: %w (create it with `berth create`)", name, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read machine %s: %w", name, err)
+	}
+	var in Instance
+	if err := json.Unmarshal(b, &in); err != nil {
+		return nil, fmt.Errorf("read machine %s: %s: %w", name, h.statePath(name), err)
+	}
+	return &in, nil
+}
+
+// Instances lists the machines berth created, by name.
+func (h Host) Instances() ([]*Instance, error) {
+	ents, err := os.ReadDir(h.StateDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list machines: %w", err)
+	}
+	var out []*Instance
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || ValidateName(name) != nil {
+			continue
+		}
+		in, err := h.Instance(name)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, in)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Spec.Name < out[j].Spec.Name })
+	return out, nil
+}
+
+// CreateOptions say how Create installs a machine.
+type CreateOptions struct {
+	// Image is the pulled machine whose root filesystem to use. If it is
+	// not the new machine's name, the tree is copied (reflinked where the
+	// filesystem can) to MachinesDir/NAME.
+	Image string
+}
+
+// Create installs machine s: its root filesystem (if cloned), NAME.nspawn,
+// the service unit and berth's record, then reloads systemd. On failure
+// nothing it wrote is left behind.
+func (h Host) Create(ctx context.Context, s Spec, o CreateOptions) (_ *Instance, err error) {
+	if _, err := h.Instance(s.Name); err == nil {
+		return nil, fmt.Errorf("create machine %s: %w; remove it with `berth rm %s` first", s.Name, ErrExists, s.Name)
+	}
+	files, err := Files(&s, h.NspawnDir, h.UnitDir)
+	if err != nil {
+		return nil, fmt.Errorf("create machine %s: %w", s.Name, err)
+	}
+	for _, f := range files {
+		if _, err := os.Lstat(f.Path()); err == nil {
+			return nil, fmt.Errorf("create machine %s: %w: %s is in the way", s.Name, ErrExists, f.Path())
+		}
+	}
+	in := &Instance{Spec: s, Image: o.Image, Created: h.Now().UTC()}
+	var written []string
+	defer func() {
+		if err != nil {
+			for _, p := range written {
+				os.RemoveAll(p)
+			}
+		}
+	}()
+	if o.Image != s.Name {
+		dst := filepath.Join(h.MachinesDir, s.Name)
+		if _, err := os.Lstat(dst); err == nil {
+			return nil, fmt.Errorf("create machine %s: %w: %s is in the way", s.Name, ErrExists, dst)
+		}
+		src := filepath.Join(h.MachinesDir, o.Image)
+		if fi, err := os.Stat(src); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("create machine %s: image %s has no root filesystem at %s; pull it first", s.Name, o.Image, src)
+		}
+		st, err := store.NewStaging(h.MachinesDir, s.Name)
+		if err != nil {
+			return nil, fmt.Errorf("create machine %s: %w", s.Name, err)
+		}
+		// cp -a keeps owners, modes, xattrs and hard links; --reflink
+		// makes the copy nearly free on btrfs and xfs.
+		if err := h.Runner.Run(ctx, Command{Args: []string{"cp", "-a", "--reflink=auto", "-T", "--", src, st.Dir}}); err != nil {
+			st.Discard()
+			return nil, fmt.Errorf("create machine %s: copy root filesystem of %s: %w", s.Name, o.Image, err)
+		}
+		if err := st.Commit(); err != nil {
+			st.Discard()
+			return nil, fmt.Errorf("create machine %s: %w", s.Name, err)
+		}
+		defer func() {
+			if err != nil {
+				store.RemoveRootfs(h.MachinesDir, s.Name)
+			}
+		}()
+		in.Cloned = true
+	}
+	for _, f := range files {
+		if err := writeAtomic(f.Path(), f.Data); err != nil {
+			return nil, fmt.Errorf("create machine %s: write %s: %w", s.Name, f.Path(), err)
+		}
+		written = append(written, f.Path())
+		in.Files = append(in.Files, f.Path())
+	}
+	b, err := json.MarshalIndent(in, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("create machine %s: %w", s.Name, err)
+	}
+	if err := writeAtomic(h.statePath(s.Name), append(b, '\n')); err != nil {
+		return nil, fmt.Errorf("create machine %s: %w", s.Name, err)
+	}
+	written = append(written, h.statePath(s.Name))
+	if err := h.daemonReload(ctx); err != nil {
+		return nil, fmt.Errorf("create machine %s: %w", s.Name, err)
+	}
+	return in, nil
+}
+
+func (h Host) daemonReload(ctx context.Context) error {
+	if !h.SystemdBooted {
+		return nil // nothing to tell; the files are read when systemd starts
+	}
+	return h.Runner.Run(ctx, Command{Args: []string{"systemctl", "daemon-reload"}})
+}
+
+func (h Host) systemctl(ctx context.Context, verb, name string) error {
+	if !h.SystemdBooted {
+		return fmt.Errorf("%s machine %s: %w; use `berth run` instead", verb, name, ErrNoSystemd)
+	}
+	if _, err := h.Instance(name); err != nil {
+		return fmt.Errorf("%s machine %s: %w", verb, name, err)
+	}
+	if err := h.Runner.Run(ctx, Command{Args: []string{"systemctl", verb, ServiceName(name)}}); err != nil {
+		return fmt.Errorf("%s machine %s: %w", verb, name, err)
+	}
+	return nil
+}
+
+// Start starts machine name's service.
+func (h Host) Start(ctx context.Context, name string) error { return h.systemctl(ctx, "start", name) }
+
+// Stop stops it: nspawn sends the stop signal to the container and waits.
+func (h Host) Stop(ctx context.Context, name string) error { return h.systemctl(ctx, "stop", name) }
+
+// Restart restarts it.
+func (h Host) Restart(ctx context.Context, name string) error {
+	return h.systemctl(ctx, "restart", name)
+}
+
+// Status is a machine's state as systemd reports it.
+type Status struct {
+	Name        string `json:"name"`
+	Image       string `json:"image"`
+	Unit        string `json:"unit"`
+	ActiveState string `json:"activeState"`
+	SubState    string `json:"subState"`
+	MainPID     int    `json:"mainPID"`
+	Boot        bool   `json:"boot"`
+}
+
+// List reports every machine berth created with its service state
+// ("unknown" without systemd).
+func (h Host) List(ctx context.Context) ([]Status, error) {
+	ins, err := h.Instances()
+	if err != nil {
+		return nil, err
+	}
+	out := []Status{}
+	for _, in := range ins {
+		st := Status{Name: in.Spec.Name, Image: in.Image, Unit: ServiceName(in.Spec.Name), Boot: in.Spec.Boot, ActiveState: "unknown"}
+		if h.SystemdBooted {
+			var buf bytes.Buffer
+			err := h.Runner.Run(ctx, Command{Args: []string{"systemctl", "show", "--property=ActiveState,SubState,MainPID", ServiceName(in.Spec.Name)}, Stdout: &buf})
+			if err != nil {
+				return nil, fmt.Errorf("list machines: %w", err)
+			}
+			for _, line := range strings.Split(buf.String(), "\n") {
+				k, v, _ := strings.Cut(line, "=")
+				switch k {
+				case "ActiveState":
+					st.ActiveState = v
+				case "SubState":
+					st.SubState = v
+				case "MainPID":
+					st.MainPID, _ = strconv.Atoi(v)
+				}
+			}
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// Logs writes machine name's journal (its command's output) to w.
+func (h Host) Logs(ctx context.Context, name string, follow bool, w io.Writer) error {
+	if _, err := h.Instance(name); err != nil {
+		return fmt.Errorf("show logs of %s: %w", name, err)
+	}
+	args := []string{"journalctl", "--no-pager", "--output=cat", "--unit=" + ServiceName(name)}
+	if follow {
+		args = append(args, "--follow")
+	}
+	if err := h.Runner.Run(ctx, Command{Args: args, Stdout: w}); err != nil {
+		return fmt.Errorf("show logs of %s: %w", name, err)
+	}
+	return nil
+}
+
+// ExecOptions say how to run a command in a running machine.
+type ExecOptions struct {
+	User    string // "" = the machine's user
+	WorkDir string // "" = the machine's working directory
+	TTY     bool
+	Stdin   io.Reader
+	Stdout  io.Writer
+	Stderr  io.Writer
+}
+
+// Exec runs argv in running machine name and returns its exit code. App
+// machines are entered with nsenter through berth-init (which switches user
+// and reaps, as for the main command); booted machines through systemd-run
+// so the command is a proper unit inside.
+func (h Host) Exec(ctx context.Context, name string, argv []string, o ExecOptions) (int, error) {
+	if len(argv) == 0 {
+		return 0, fmt.Errorf("exec in %s: no command given", name)
+	}
+	in, err := h.Instance(name)
+	if err != nil {
+		return 0, fmt.Errorf("exec in %s: %w", name, err)
+	}
+	if !h.SystemdBooted {
+		return 0, fmt.Errorf("exec in %s: %w", name, ErrNoSystemd)
+	}
+	var c Command
+	if in.Spec.Boot {
+		args := []string{"systemd-run", "--machine=" + name, "--quiet", "--wait", "--collect", "--service-type=exec"}
+		if o.TTY {
+			args = append(args, "--pty")
+		} else {
+			args = append(args, "--pipe")
+		}
+		if o.User != "" {
+			args = append(args, "--uid="+o.User)
+		}
+		if o.WorkDir != "" {
+			args = append(args, "--working-directory="+o.WorkDir)
+		}
+		c = Command{Args: append(append(args, "--"), argv...)}
+	} else {
+		var buf bytes.Buffer
+		if err := h.Runner.Run(ctx, Command{Args: []string{"machinectl", "show", "--property=Leader", "--value", name}, Stdout: &buf}); err != nil {
+			return 0, fmt.Errorf("exec in %s: is it running? %w", name, err)
+		}
+		leader, err := strconv.Atoi(strings.TrimSpace(buf.String()))
+		if err != nil || leader <= 0 {
+			return 0, fmt.Errorf("exec in %s: machinectl reported leader %q", name, buf.String())
+		}
+		spec := in.Spec
+		if o.User != "" {
+			spec.User = o.User
+		}
+		if o.WorkDir != "" {
+			spec.WorkingDir = o.WorkDir
+		}
+		spec.Argv = argv
+		c = Command{
+			Args: append([]string{"nsenter", "--target=" + strconv.Itoa(leader), "--all", "--root", "--wd"}, InitArgv(&spec)...),
+			// The machine's environment, not berth's.
+			Env: append([]string{"container=systemd-nspawn", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, spec.Env...),
+		}
+	}
+	c.Stdin, c.Stdout, c.Stderr = o.Stdin, o.Stdout, o.Stderr
+	err = h.Runner.Run(ctx, c)
+	if code := exitCode(err); code > 0 {
+		return code, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("exec in %s: %w", name, err)
+	}
+	return 0, nil
+}
+
+// Remove deletes machine name: its unit and settings files, its cloned
+// root filesystem and berth's record. A running machine is stopped first
+// only if force is set.
+func (h Host) Remove(ctx context.Context, name string, force bool) error {
+	in, err := h.Instance(name)
+	if err != nil {
+		return fmt.Errorf("remove machine %s: %w", name, err)
+	}
+	if h.SystemdBooted {
+		err := h.Runner.Run(ctx, Command{Args: []string{"systemctl", "--quiet", "is-active", ServiceName(name)}})
+		if err == nil {
+			if !force {
+				return fmt.Errorf("remove machine %s: it is running; stop it first or use --force", name)
+			}
+			if err := h.Runner.Run(ctx, Command{Args: []string{"systemctl", "stop", ServiceName(name)}}); err != nil {
+				return fmt.Errorf("remove machine %s: %w", name, err)
+			}
+		}
+		// Disabling a unit that was never enabled is harmless.
+		if err := h.Runner.Run(ctx, Command{Args: []string{"systemctl", "--quiet", "disable", ServiceName(name)}}); err != nil {
+			return fmt.Errorf("remove machine %s: %w", name, err)
+		}
+	}
+	for _, p := range in.Files {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove machine %s: %w", name, err)
+		}
+	}
+	if in.Cloned {
+		if err := store.RemoveRootfs(h.MachinesDir, name); err != nil {
+			return fmt.Errorf("remove machine %s: %w", name, err)
+		}
+	}
+	if err := os.Remove(h.statePath(name)); err != nil {
+		return fmt.Errorf("remove machine %s: %w", name, err)
+	}
+	return h.daemonReload(ctx)
+}

@@ -1,0 +1,104 @@
+package machine
+
+import (
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// ImageConfig is the runtime part of an OCI image config (config.config).
+type ImageConfig = v1.Config
+
+// Overrides are what `docker run`-style flags change about an image's
+// defaults. nil slices mean "not given".
+type Overrides struct {
+	// Entrypoint replaces the image's Entrypoint; when given, the image's
+	// Cmd is dropped too (docker's rule). A non-nil empty slice clears it.
+	Entrypoint []string
+	// Cmd replaces the image's Cmd.
+	Cmd []string
+	// Env is appended to the image's Env; a key given again wins. An entry
+	// without "=" is an error (the CLI resolves "-e KEY" from its own env).
+	Env []string
+	// User and WorkingDir replace the image's when not empty.
+	User       string
+	WorkingDir string
+}
+
+// SpecFromImage builds the Spec of machine name (root filesystem dir) from
+// an image config and overrides. The result has the image-derived fields
+// set; the caller adds binds, ports, network and the host-side settings.
+func SpecFromImage(name, dir string, cfg ImageConfig, o Overrides) (Spec, error) {
+	s := Spec{Name: name, Directory: dir}
+	entry, cmd := cfg.Entrypoint, cfg.Cmd
+	if o.Entrypoint != nil {
+		entry, cmd = o.Entrypoint, nil
+	}
+	if o.Cmd != nil {
+		cmd = o.Cmd
+	}
+	s.Argv = append(append([]string{}, entry...), cmd...)
+
+	env, err := MergeEnv(cfg.Env, o.Env)
+	if err != nil {
+		return Spec{}, fmt.Errorf("build machine %s: %w", name, err)
+	}
+	s.Env = env
+
+	s.User = cfg.User
+	if o.User != "" {
+		s.User = o.User
+	}
+	s.WorkingDir = cfg.WorkingDir
+	if o.WorkingDir != "" {
+		s.WorkingDir = o.WorkingDir
+	}
+	if s.WorkingDir != "" {
+		// Docker resolves a relative WORKDIR against "/".
+		s.WorkingDir = path.Clean("/" + s.WorkingDir)
+	}
+	if cfg.StopSignal != "" {
+		sig, err := SignalName(cfg.StopSignal)
+		if err != nil {
+			return Spec{}, fmt.Errorf("build machine %s: %w", name, err)
+		}
+		s.StopSignal = sig
+	}
+	for p := range cfg.ExposedPorts {
+		s.ExposedPorts = append(s.ExposedPorts, p)
+	}
+	sort.Strings(s.ExposedPorts)
+	for v := range cfg.Volumes {
+		if !path.IsAbs(v) {
+			return Spec{}, fmt.Errorf("build machine %s: %w: image volume %q is not an absolute path", name, ErrInvalidSpec, v)
+		}
+		s.Volumes = append(s.Volumes, path.Clean(v))
+	}
+	sort.Strings(s.Volumes)
+	return s, nil
+}
+
+// MergeEnv appends overrides to base, replacing earlier assignments of the
+// same key in place so the order stays stable.
+func MergeEnv(base, overrides []string) ([]string, error) {
+	var out []string
+	idx := map[string]int{}
+	for _, list := range [][]string{base, overrides} {
+		for _, kv := range list {
+			k, _, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				return nil, fmt.Errorf("%w: environment entry %q is not KEY=VALUE", ErrInvalidSpec, kv)
+			}
+			if i, seen := idx[k]; seen {
+				out[i] = kv
+				continue
+			}
+			idx[k] = len(out)
+			out = append(out, kv)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,145 @@
+package machine
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"testing"
+)
+
+// buildStatic compiles a Go package into a static binary for a machine.
+func buildStatic(t *testing.T, pkg, out string) {
+	t.Helper()
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", pkg, err, b)
+	}
+}
+
+// TestNspawnRoundTrip renders a settings file full of hostile values,
+// installs it where nspawn reads trusted settings, runs the machine with the
+// real systemd-nspawn, berth-init and a payload that prints what it got, and
+// requires every argument, assignment, directory and bind to arrive exactly.
+func TestNspawnRoundTrip(t *testing.T) {
+	nspawn := requireTool(t, "systemd-nspawn")
+	if os.Geteuid() != 0 {
+		if os.Getenv("BERTH_TEST_REQUIRE_TOOLS") == "1" {
+			t.Fatal("needs root")
+		}
+		t.Skip("needs root")
+	}
+	tmp := t.TempDir()
+	root := filepath.Join(tmp, "rootfs")
+	for _, d := range []string{"bin", "etc", "usr"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// nspawn wants an OS tree: os-release marks one.
+	if err := os.WriteFile(filepath.Join(root, "etc/os-release"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	buildStatic(t, "./testdata/printargs", filepath.Join(root, "bin/printargs"))
+	initBin := filepath.Join(tmp, "berth-init")
+	buildStatic(t, "../../cmd/berth-init", initBin)
+
+	hostileDirs := []string{"a:b c", `back\slash `, "pct%i $HOME \"q\" 'q'"}
+	var binds []Bind
+	var read []string
+	for i, d := range hostileDirs {
+		src := filepath.Join(tmp, d)
+		if err := os.MkdirAll(src, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(src, "f"), []byte("content "+strconv.Itoa(i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		dst := "/mnt/" + d
+		binds = append(binds, Bind{Source: src, Destination: dst, ReadOnly: i%2 == 0})
+		read = append(read, dst+"/f")
+	}
+	rb, _ := json.Marshal(read)
+	if err := os.WriteFile(filepath.Join(root, "printargs-read"), rb, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	args := []string{"%s|", "-rf", "@x", "$$", "${HOME}", "$(id)", `a"b`, `c\d`, "", ";", `e\`, "ünïcödé ✓", "tab\there", "'", `"`, "  lead and trail  ", "#not a comment", "[Section]"}
+	cfg := ImageConfig{
+		Entrypoint: []string{"/bin/printargs"},
+		Cmd:        args,
+		Env:        []string{"PATH=/bin", `A=100% $HOME ${X} "q" 'q' \ \\ trailing\`, "B=  spaced  ", "C=x=y", "D=", "E=tab\tx"},
+		WorkingDir: "/srv/my dir/%i $x \"q\"",
+		User:       "1000:1000",
+	}
+	name := "berth-rt-" + strconv.Itoa(os.Getpid())
+	spec, err := SpecFromImage(name, root, cfg, Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.InitBinary = initBin
+	spec.Binds = binds
+	spec.Network = Network{Mode: NetworkNone}
+	f, err := RenderNspawn(&spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := f.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	settings := filepath.Join(RuntimeNspawnDir, name+".nspawn")
+	if err := os.MkdirAll(RuntimeNspawnDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(settings, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(settings) })
+
+	argv := append(ServiceCommand(&spec)[1:], "--register=no")
+	cmd := exec.Command(nspawn, argv...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("systemd-nspawn %q: %v\nsettings:\n%s\nstderr:\n%s", argv, err, b, stderr.Bytes())
+	}
+	var got struct {
+		Args  []string
+		Env   []string
+		UID   int
+		GID   int
+		Cwd   string
+		Files map[string]string
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+		t.Fatalf("payload output %q: %v\nstderr: %s", stdout.Bytes(), err, stderr.Bytes())
+	}
+	if want := append([]string{"/bin/printargs"}, args...); !reflect.DeepEqual(got.Args, want) {
+		t.Errorf("argv differs\ngot  %q\nwant %q", got.Args, want)
+	}
+	envSet := map[string]bool{}
+	for _, kv := range got.Env {
+		envSet[kv] = true
+	}
+	for _, kv := range cfg.Env {
+		if !envSet[kv] {
+			t.Errorf("environment lacks %q; got %q", kv, got.Env)
+		}
+	}
+	if got.UID != 1000 || got.GID != 1000 {
+		t.Errorf("uid:gid %d:%d, want 1000:1000", got.UID, got.GID)
+	}
+	if got.Cwd != cfg.WorkingDir {
+		t.Errorf("cwd %q, want %q", got.Cwd, cfg.WorkingDir)
+	}
+	for i, p := range read {
+		if want := "content " + strconv.Itoa(i); got.Files[p] != want {
+			t.Errorf("bind %s: read %q, want %q", p, got.Files[p], want)
+		}
+	}
+}

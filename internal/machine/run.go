@@ -1,0 +1,84 @@
+package machine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// RunOptions say how to run a machine in the foreground.
+type RunOptions struct {
+	// Interactive gives the command a terminal (nspawn
+	// --console=interactive); otherwise its stdin, stdout and stderr are
+	// berth's own (--console=pipe), so output and exit code pass through.
+	Interactive bool
+	Stdin       io.Reader
+	Stdout      io.Writer
+	Stderr      io.Writer
+}
+
+// RunCommand is the systemd-nspawn command line that runs s in the
+// foreground, its settings coming from RuntimeNspawnDir/NAME.nspawn.
+func (h Host) RunCommand(s *Spec, o RunOptions) []string {
+	nspawn := s.Nspawn
+	if nspawn == "" {
+		nspawn = DefaultNspawn
+	}
+	console := "--console=pipe"
+	if o.Interactive {
+		console = "--console=interactive"
+	}
+	argv := []string{nspawn, "--quiet", "--settings=override", "--machine=" + s.Name, "--directory=" + s.Directory, console}
+	if !h.SystemdBooted {
+		// No service manager to register with or to make a scope
+		// for us: run in berth's own process tree.
+		argv = append(argv, "--register=no", "--keep-unit")
+	}
+	return argv
+}
+
+// Run runs machine s in the foreground and returns its command's exit
+// code. The settings file lives only as long as the run. Cancelling ctx
+// stops the machine (SIGTERM to nspawn, which sends the stop signal in).
+func (h Host) Run(ctx context.Context, s Spec, o RunOptions) (int, error) {
+	f, err := RenderNspawn(&s)
+	if err != nil {
+		return 0, fmt.Errorf("run %s: %w", s.Name, err)
+	}
+	b, err := f.Marshal()
+	if err != nil {
+		return 0, fmt.Errorf("run %s: %w", s.Name, err)
+	}
+	if err := os.MkdirAll(h.RuntimeNspawnDir, 0o755); err != nil {
+		return 0, fmt.Errorf("run %s: %w", s.Name, err)
+	}
+	settings := filepath.Join(h.RuntimeNspawnDir, s.Name+".nspawn")
+	// O_EXCL: a machine of this name is already running; do not change
+	// its settings under it.
+	sf, err := os.OpenFile(settings, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if errors.Is(err, os.ErrExist) {
+		return 0, fmt.Errorf("run %s: %w: %s exists (a machine of that name is running?)", s.Name, ErrExists, settings)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("run %s: %w", s.Name, err)
+	}
+	defer os.Remove(settings)
+	if _, err := sf.Write(b); err != nil {
+		sf.Close()
+		return 0, fmt.Errorf("run %s: write %s: %w", s.Name, settings, err)
+	}
+	if err := sf.Close(); err != nil {
+		return 0, fmt.Errorf("run %s: write %s: %w", s.Name, settings, err)
+	}
+	err = h.Runner.Run(ctx, Command{Args: h.RunCommand(&s, o), Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr})
+	if code := exitCode(err); code > 0 {
+		return code, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("run %s: %w", s.Name, err)
+	}
+	return 0, nil
+}

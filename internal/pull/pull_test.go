@@ -1,0 +1,429 @@
+package pull
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+
+	"github.com/berth-sh/berth/internal/store"
+)
+
+func TestPullInstallsImage(t *testing.T) {
+	reg := newTestRegistry(t)
+	img := imageOf(t, "linux/amd64",
+		layerOf(t, tarOf(t, "etc/", "", "etc/os-release", "ID=test\n", "bin/hello", "v1"), "gzip"),
+		layerOf(t, tarOf(t, "bin/hello", "v2", "srv/data", "x"), "gzip"),
+	)
+	ref := reg.push(t, "team/my_app:1.0", img)
+	e := newEnv(t)
+	res := e.pull(t, ref, func(o *Options) { o.Platform = &v1.Platform{OS: "linux", Architecture: "amd64"} })
+
+	if res.UpToDate {
+		t.Error("first pull reported up to date")
+	}
+	rec := res.Record
+	if rec.Name != "my-app" {
+		t.Errorf("default name = %q, want my-app", rec.Name)
+	}
+	rootfs := filepath.Join(e.machines, "my-app")
+	if got := readFile(t, filepath.Join(rootfs, "bin/hello")); got != "v2" {
+		t.Errorf("bin/hello = %q, want the upper layer's v2", got)
+	}
+	if got := readFile(t, filepath.Join(rootfs, "etc/os-release")); got != "ID=test\n" {
+		t.Errorf("etc/os-release = %q", got)
+	}
+	if fi, err := os.Stat(filepath.Join(rootfs, "usr")); err != nil || !fi.IsDir() {
+		t.Errorf("image without /usr got no empty /usr: %v", err)
+	}
+	rawCfg, err := img.RawConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, filepath.Join(e.machines, "my-app.oci-config")); got != string(rawCfg) {
+		t.Errorf(".oci-config differs from the image config")
+	}
+	wantDigest, _ := img.Digest()
+	if rec.Digest != wantDigest || rec.Manifest != wantDigest {
+		t.Errorf("record digest %s manifest %s, want %s", rec.Digest, rec.Manifest, wantDigest)
+	}
+	if rec.Reference != ref || len(rec.Layers) != 2 || rec.Platform.Architecture != "amd64" {
+		t.Errorf("record = %+v", rec)
+	}
+	if res.Downloaded != 4 { // manifest, config, two layers
+		t.Errorf("downloaded %d blobs, want 4", res.Downloaded)
+	}
+
+	gotRec, cfg, err := store.LoadMachine(e.root, "my-app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gotRec.Config != rec.Config || len(cfg.Config.Cmd) != 1 || cfg.Config.Cmd[0] != "/bin/sh" {
+		t.Errorf("LoadMachine = %+v, cmd %v", gotRec, cfg.Config.Cmd)
+	}
+
+	// The store is an OCI layout naming the machine.
+	var idx v1.IndexManifest
+	if err := json.Unmarshal([]byte(readFile(t, filepath.Join(e.root, "index.json"))), &idx); err != nil {
+		t.Fatal(err)
+	}
+	if len(idx.Manifests) != 1 || idx.Manifests[0].Digest != wantDigest ||
+		idx.Manifests[0].Annotations["org.opencontainers.image.ref.name"] != "my-app" {
+		t.Errorf("index.json = %+v", idx)
+	}
+	if _, staging := e.listing(t); len(staging) != 0 {
+		t.Errorf("staging dirs left: %v", staging)
+	}
+}
+
+func TestRePullDownloadsNothing(t *testing.T) {
+	reg := newTestRegistry(t)
+	img := imageOf(t, "linux/amd64", layerOf(t, tarOf(t, "a", "1"), "gzip"), layerOf(t, tarOf(t, "b", "2"), "gzip"))
+	ref := reg.push(t, "app:latest", img)
+	e := newEnv(t)
+	e.pull(t, ref)
+	reg.resetCounts()
+
+	// Mark the installed tree: an unpack would replace it.
+	marker := filepath.Join(e.machines, "app", "marker")
+	if err := os.WriteFile(marker, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	res := e.pull(t, ref)
+	t.Logf("warm re-pull took %v", time.Since(start))
+	if !res.UpToDate || res.Downloaded != 0 {
+		t.Errorf("re-pull: up to date %v, downloaded %d; want true, 0", res.UpToDate, res.Downloaded)
+	}
+	if m, b := reg.counts(); m != 1 || b != 0 {
+		t.Errorf("re-pull made %d manifest and %d blob requests, want 1 and 0", m, b)
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Errorf("re-pull re-unpacked the machine: %v", err)
+	}
+}
+
+func TestTagMovedReplacesMachine(t *testing.T) {
+	reg := newTestRegistry(t)
+	base := layerOf(t, tarOf(t, "base", "shared"), "gzip")
+	v1img := imageOf(t, "linux/amd64", base, layerOf(t, tarOf(t, "version", "1"), "gzip"))
+	ref := reg.push(t, "app:stable", v1img)
+	e := newEnv(t)
+	e.pull(t, ref)
+	old, _ := store.Open(e.root)
+	oldRec, err := old.Record("app")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	v2img := imageOf(t, "linux/amd64", base, layerOf(t, tarOf(t, "version", "2"), "gzip"))
+	reg.push(t, "app:stable", v2img)
+	reg.resetCounts()
+	res := e.pull(t, ref)
+	if res.UpToDate {
+		t.Fatal("moved tag reported up to date")
+	}
+	// manifest, config and the new layer; the shared base layer is reused.
+	if _, b := reg.counts(); b != 2 {
+		t.Errorf("blob requests = %d, want 2 (config + new layer)", b)
+	}
+	if got := readFile(t, filepath.Join(e.machines, "app", "version")); got != "2" {
+		t.Errorf("version = %q after the tag moved, want 2", got)
+	}
+	if _, staging := e.listing(t); len(staging) != 0 {
+		t.Errorf("old tree left behind: %v", staging)
+	}
+	// The replaced image's own blobs were collected; the shared one kept.
+	for _, l := range oldRec.Layers {
+		_, has := old.Has(l.Digest)
+		shared := l.Digest == res.Record.Layers[0].Digest
+		if has != shared {
+			t.Errorf("blob %s present=%v after tag moved (shared=%v)", l.Digest, has, shared)
+		}
+	}
+}
+
+// tamperBlob serves digest's blob with its last byte flipped.
+func tamperBlob(t *testing.T, reg *testRegistry, l v1.Layer) {
+	t.Helper()
+	d, _ := l.Digest()
+	rc, err := l.Compressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body []byte
+	buf := make([]byte, 4096)
+	for {
+		n, err := rc.Read(buf)
+		body = append(body, buf[:n]...)
+		if err != nil {
+			break
+		}
+	}
+	body[len(body)-1] ^= 0xff
+	reg.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodGet || !strings.HasSuffix(r.URL.Path, "/blobs/"+d.String()) {
+			return false
+		}
+		w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+		w.Write(body)
+		return true
+	})
+}
+
+func TestDigestMismatchInstallsNothing(t *testing.T) {
+	reg := newTestRegistry(t)
+	good := layerOf(t, tarOf(t, "a", "1"), "gzip")
+	bad := layerOf(t, tarOf(t, "b", strings.Repeat("data", 1000)), "gzip")
+	ref := reg.push(t, "app:1", imageOf(t, "linux/amd64", good, bad))
+	tamperBlob(t, reg, bad)
+	e := newEnv(t)
+
+	for _, stream := range []bool{true, false} {
+		t.Run(fmt.Sprintf("stream=%v", stream), func(t *testing.T) {
+			_, err := Pull(context.Background(), func() Options { o := e.opts(ref); o.NoStream = !stream; return o }())
+			if !errors.Is(err, store.ErrDigestMismatch) {
+				t.Fatalf("err = %v, want ErrDigestMismatch", err)
+			}
+			d, _ := bad.Digest()
+			if !strings.Contains(err.Error(), "layer 2") || !strings.Contains(err.Error(), d.String()) {
+				t.Errorf("error %q does not name layer 2 and its digest", err)
+			}
+			e.assertNothingInstalled(t, "app")
+			st, _ := store.Open(e.root)
+			if _, ok := st.Has(d); ok {
+				t.Error("tampered blob was committed to the store")
+			}
+		})
+	}
+}
+
+func TestDiffIDMismatchInstallsNothing(t *testing.T) {
+	reg := newTestRegistry(t)
+	l1 := layerOf(t, tarOf(t, "a", "1"), "gzip")
+	l2 := layerOf(t, tarOf(t, "b", "2"), "zstd")
+	img := imageOf(t, "linux/amd64", l1, l2)
+	cfg, _ := img.ConfigFile()
+	cfg = cfg.DeepCopy()
+	lie, _ := l1.DiffID() // claim layer 2 has layer 1's content
+	realDiff := cfg.RootFS.DiffIDs[1]
+	cfg.RootFS.DiffIDs[1] = lie
+	bad, err := mutate.ConfigFile(img, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t)
+
+	// An installed good version must survive the failed update untouched.
+	ref := reg.push(t, "app:1", imageOf(t, "linux/amd64", l1))
+	e.pull(t, ref)
+	reg.push(t, "app:1", bad)
+
+	_, err = Pull(context.Background(), e.opts(ref))
+	if !errors.Is(err, ErrDiffIDMismatch) {
+		t.Fatalf("err = %v, want ErrDiffIDMismatch", err)
+	}
+	for _, want := range []string{"layer 2", lie.String(), realDiff.String()} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %s", err, want)
+		}
+	}
+	visible, staging := e.listing(t)
+	if len(staging) != 0 || len(visible) != 1 {
+		t.Errorf("after failed update: visible %v staging %v, want [app] []", visible, staging)
+	}
+	if _, err := os.Stat(filepath.Join(e.machines, "app", "b")); err == nil {
+		t.Error("the failed image's layer leaked into the installed machine")
+	}
+	st, _ := store.Open(e.root)
+	rec, err := st.Record("app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.Layers) != 1 {
+		t.Errorf("record was replaced by the failed pull: %+v", rec)
+	}
+}
+
+func TestMultiArchIndexSelectsPlatform(t *testing.T) {
+	reg := newTestRegistry(t)
+	var idx v1.ImageIndex = empty.Index
+	for _, p := range []string{"linux/amd64", "linux/arm64", "linux/arm/v6", "linux/arm/v7"} {
+		img := imageOf(t, p, layerOf(t, tarOf(t, "platform", p), "gzip"))
+		pl, _ := ParsePlatform(p)
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &pl}})
+	}
+	ref := reg.pushIndex(t, "multi:latest", idx)
+	idxDigest, _ := idx.Digest()
+
+	for _, tc := range []struct{ want, got string }{
+		{"linux/arm/v7", "linux/arm/v7"},
+		{"linux/arm/v6", "linux/arm/v6"},
+		{"linux/arm64/v8", "linux/arm64"},
+		{"linux/amd64", "linux/amd64"},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			e := newEnv(t)
+			p, _ := ParsePlatform(tc.want)
+			res := e.pull(t, ref, func(o *Options) { o.Platform = &p })
+			if got := readFile(t, filepath.Join(e.machines, "multi", "platform")); got != tc.got {
+				t.Errorf("installed %q, want %q", got, tc.got)
+			}
+			if res.Record.Digest != idxDigest || res.Record.Manifest == idxDigest {
+				t.Errorf("record digest %s manifest %s; want index %s and a platform manifest", res.Record.Digest, res.Record.Manifest, idxDigest)
+			}
+		})
+	}
+	e := newEnv(t)
+	_, err := Pull(context.Background(), func() Options {
+		o := e.opts(ref)
+		o.Platform = &v1.Platform{OS: "linux", Architecture: "s390x"}
+		return o
+	}())
+	if err == nil || !strings.Contains(err.Error(), "linux/arm/v7") {
+		t.Errorf("missing platform: err = %v, want one listing the available platforms", err)
+	}
+}
+
+func TestLayerCompressions(t *testing.T) {
+	reg := newTestRegistry(t)
+	img := imageOf(t, "linux/amd64",
+		layerOf(t, tarOf(t, "gz", "gzip"), "gzip"),
+		layerOf(t, tarOf(t, "zst", "zstd"), "zstd"),
+		layerOf(t, tarOf(t, "raw", "none"), "none"),
+	)
+	ref := reg.push(t, "mixed:1", img)
+	for _, stream := range []bool{true, false} {
+		e := newEnv(t)
+		e.pull(t, ref, func(o *Options) { o.NoStream = !stream })
+		for f, want := range map[string]string{"gz": "gzip", "zst": "zstd", "raw": "none"} {
+			if got := readFile(t, filepath.Join(e.machines, "mixed", f)); got != want {
+				t.Errorf("stream=%v: %s = %q, want %q", stream, f, got, want)
+			}
+		}
+	}
+}
+
+func TestInterruptedPullThenSuccess(t *testing.T) {
+	reg := newTestRegistry(t)
+	big := layerOf(t, tarOf(t, "big", strings.Repeat("0123456789abcdef", 1<<16)), "none")
+	ref := reg.push(t, "slow:1", imageOf(t, "linux/amd64", layerOf(t, tarOf(t, "small", "s"), "gzip"), big))
+	bigDigest, _ := big.Digest()
+	e := newEnv(t)
+	// A staging dir abandoned by a killed pull: the next pull removes it.
+	stale := filepath.Join(e.machines, store.StagingPrefix+"old-123")
+	if err := os.MkdirAll(filepath.Join(stale, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	halfSent := make(chan struct{})
+	reg.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
+		if !strings.HasSuffix(r.URL.Path, "/blobs/"+bigDigest.String()) || r.Method != http.MethodGet {
+			return false
+		}
+		sz, _ := big.Size()
+		rc, _ := big.Compressed()
+		defer rc.Close()
+		w.Header().Set("Content-Length", fmt.Sprint(sz))
+		buf := make([]byte, sz/2)
+		n, _ := rc.Read(buf)
+		w.Write(buf[:n])
+		w.(http.Flusher).Flush()
+		close(halfSent)
+		<-r.Context().Done() // hang until the client goes away
+		return true
+	})
+	errc := make(chan error, 1)
+	go func() {
+		_, err := Pull(ctx, e.opts(ref))
+		errc <- err
+	}()
+	<-halfSent
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted pull: err = %v, want context.Canceled", err)
+	}
+	e.assertNothingInstalled(t, "slow")
+
+	reg.setIntercept(nil)
+	e.pull(t, ref)
+	if got := readFile(t, filepath.Join(e.machines, "slow", "small")); got != "s" {
+		t.Errorf("small = %q", got)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("stale staging dir survived: %v", err)
+	}
+}
+
+func TestRefusesForeignMachineDir(t *testing.T) {
+	reg := newTestRegistry(t)
+	ref := reg.push(t, "app:1", imageOf(t, "linux/amd64", layerOf(t, tarOf(t, "a", "1"), "gzip")))
+	e := newEnv(t)
+	mine := filepath.Join(e.machines, "app", "precious")
+	if err := os.MkdirAll(filepath.Dir(mine), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(mine, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Pull(context.Background(), e.opts(ref))
+	if !errors.Is(err, ErrNotBerthMachine) {
+		t.Fatalf("err = %v, want ErrNotBerthMachine", err)
+	}
+	if _, err := os.Stat(mine); err != nil {
+		t.Errorf("a directory berth does not own was touched: %v", err)
+	}
+}
+
+func TestConcurrentPulls(t *testing.T) {
+	reg := newTestRegistry(t)
+	ref := reg.push(t, "app:1", imageOf(t, "linux/amd64",
+		layerOf(t, tarOf(t, "a", "1"), "gzip"), layerOf(t, tarOf(t, "b", "2"), "zstd")))
+	e := newEnv(t)
+	names := []string{"one", "two", "three", "one"}
+	errc := make(chan error, len(names))
+	for _, n := range names {
+		go func() {
+			o := e.opts(ref)
+			o.Name = n
+			_, err := Pull(context.Background(), o)
+			errc <- err
+		}()
+	}
+	for range names {
+		if err := <-errc; err != nil {
+			t.Error(err)
+		}
+	}
+	for _, n := range []string{"one", "two", "three"} {
+		if got := readFile(t, filepath.Join(e.machines, n, "b")); got != "2" {
+			t.Errorf("%s/b = %q", n, got)
+		}
+	}
+}
+
+func TestDiffIDHashCoversWholeStream(t *testing.T) {
+	// The DiffID is the sha256 of the whole uncompressed tar, including the
+	// end-of-archive blocks; this pins that Pull hashes what Apply consumed.
+	tb := tarOf(t, "x", "y")
+	l := layerOf(t, tb, "gzip")
+	d, _ := l.DiffID()
+	if sum := sha256.Sum256(tb); fmt.Sprintf("%x", sum) != d.Hex {
+		t.Fatalf("test layer DiffID %s is not the tar's sha256", d)
+	}
+	reg := newTestRegistry(t)
+	newEnv(t).pull(t, reg.push(t, "x:1", imageOf(t, "linux/amd64", l)))
+}

@@ -1,0 +1,196 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sys/unix"
+)
+
+// StagingPrefix starts the names of root filesystems being built or torn
+// down in the machines directory. The leading dot hides them from
+// machinectl, which lists only non-hidden entries.
+const StagingPrefix = ".berth-tmp-"
+
+// Staging is a machine root filesystem under construction: a hidden
+// directory next to its final place (same filesystem, so Commit is a
+// rename). It holds an flock on itself while alive, which is how
+// CleanStaging tells an abandoned directory from one still being built.
+type Staging struct {
+	// Dir is the directory to build the root filesystem in.
+	Dir         string
+	machinesDir string
+	name        string
+	lock        *os.File
+}
+
+// NewStaging creates a staging directory for machine name in machinesDir.
+func NewStaging(machinesDir, name string) (*Staging, error) {
+	if err := ValidateName(name); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(machinesDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create staging directory: %w", err)
+	}
+	dir, err := os.MkdirTemp(machinesDir, StagingPrefix+name+"-")
+	if err != nil {
+		return nil, fmt.Errorf("create staging directory: %w", err)
+	}
+	// MkdirTemp makes 0700; a root filesystem's / is 0755 unless a layer says otherwise.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		os.Remove(dir)
+		return nil, fmt.Errorf("create staging directory: %w", err)
+	}
+	lock, err := os.Open(dir)
+	if err == nil {
+		err = unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	}
+	if err != nil {
+		if lock != nil {
+			lock.Close()
+		}
+		os.Remove(dir)
+		return nil, fmt.Errorf("lock staging directory %s: %w", dir, err)
+	}
+	return &Staging{Dir: dir, machinesDir: machinesDir, name: name, lock: lock}, nil
+}
+
+// Commit moves the staged tree to machinesDir/name. If name exists it is
+// swapped atomically with RENAME_EXCHANGE and the old tree deleted, so at no
+// instant is there no machine or half a machine. After Commit the Staging is
+// spent.
+func (s *Staging) Commit() error {
+	final := filepath.Join(s.machinesDir, s.name)
+	// Make sure the tree is on disk before it becomes visible.
+	if err := unix.Syncfs(int(s.lock.Fd())); err != nil {
+		return fmt.Errorf("install machine %s: sync: %w", s.name, err)
+	}
+	err := unix.Renameat2(unix.AT_FDCWD, s.Dir, unix.AT_FDCWD, final, unix.RENAME_NOREPLACE)
+	if errors.Is(err, unix.EEXIST) {
+		err = unix.Renameat2(unix.AT_FDCWD, s.Dir, unix.AT_FDCWD, final, unix.RENAME_EXCHANGE)
+		if err == nil {
+			// s.Dir now holds the old tree; still hidden and still locked.
+			return s.Discard()
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("install machine %s: rename %s to %s: %w", s.name, s.Dir, final, err)
+	}
+	s.lock.Close()
+	return nil
+}
+
+// Discard deletes the staging directory (a failed build, or the old tree
+// after a swap).
+func (s *Staging) Discard() error {
+	defer s.lock.Close()
+	if err := os.RemoveAll(s.Dir); err != nil {
+		return fmt.Errorf("remove %s: %w", s.Dir, err)
+	}
+	return nil
+}
+
+// CleanStaging removes staging directories left by pulls that were killed.
+// A directory whose flock is still held belongs to a running pull and is
+// left alone.
+func CleanStaging(machinesDir string) error {
+	ents, err := os.ReadDir(machinesDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("clean stale staging directories: %w", err)
+	}
+	var errs []error
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), StagingPrefix) || !e.IsDir() {
+			continue
+		}
+		p := filepath.Join(machinesDir, e.Name())
+		f, err := os.Open(p)
+		if err != nil {
+			continue // raced with its owner removing it
+		}
+		if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
+			f.Close()
+			continue
+		}
+		if err := os.RemoveAll(p); err != nil {
+			errs = append(errs, err)
+		}
+		f.Close()
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("clean stale staging directories: %w", err)
+	}
+	return nil
+}
+
+// RemoveRootfs deletes machinesDir/name: first renamed to a hidden staging
+// name, so the machine disappears at once even if deleting a large tree is
+// interrupted (the next pull's CleanStaging finishes it). A missing tree is
+// not an error.
+func RemoveRootfs(machinesDir, name string) error {
+	if err := ValidateName(name); err != nil {
+		return err
+	}
+	final := filepath.Join(machinesDir, name)
+	if _, err := os.Lstat(final); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	s, err := NewStaging(machinesDir, name)
+	if err != nil {
+		return fmt.Errorf("remove machine %s: %w", name, err)
+	}
+	if err := unix.Renameat2(unix.AT_FDCWD, final, unix.AT_FDCWD, s.Dir, unix.RENAME_EXCHANGE); err != nil {
+		s.Discard()
+		return fmt.Errorf("remove machine %s: %w", name, err)
+	}
+	// final is now the empty staging directory; s.Dir holds the old tree.
+	if err := os.Remove(final); err != nil {
+		s.Discard()
+		return fmt.Errorf("remove machine %s: %w", name, err)
+	}
+	return s.Discard()
+}
+
+// ConfigPath is where the image config of machine name is kept next to its
+// root filesystem, as importctl does for OCI imports.
+func ConfigPath(machinesDir, name string) string {
+	return filepath.Join(machinesDir, name+".oci-config")
+}
+
+// LoadMachine returns the record of machine name in the store at root and
+// its image config, parsed. The config is read from the store by digest and
+// verified, so it is exactly what the machine was installed from.
+func LoadMachine(root, name string) (*Record, *v1.ConfigFile, error) {
+	s := &Store{root: root}
+	r, err := s.Record(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, err := s.Config(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, cfg, nil
+}
+
+// Config reads and parses the image config of record r.
+func (s *Store) Config(r *Record) (*v1.ConfigFile, error) {
+	b, err := s.ReadBlob(r.Config)
+	if err != nil {
+		return nil, fmt.Errorf("load config of machine %s: %w", r.Name, err)
+	}
+	var cfg v1.ConfigFile
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return nil, fmt.Errorf("load config of machine %s: %w", r.Name, err)
+	}
+	return &cfg, nil
+}

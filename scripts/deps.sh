@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# deps.sh: install what berth's build, demo and tests need on a fresh Debian 12
+# machine (run as root). Idempotent: skips apt when everything is present.
+set -euo pipefail
+
+packages=(
+	systemd-container # systemd-nspawn, machinectl
+	debootstrap       # test host and Debian test images
+	docker-registry   # a real registry on 127.0.0.1 for tests and the demo
+	busybox-static    # the smallest useful test image
+	umoci             # differential tests of the layer applier
+	skopeo            # benchmark peer
+	podman            # benchmark peer
+	zstd
+	iproute2
+	curl
+	jq
+	time # /usr/bin/time for peak RSS in benchmarks
+	e2fsprogs
+)
+
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+	echo "deps: installing ${missing[*]}" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v go >/dev/null; then
+	export PATH=$PATH:/usr/local/go/bin
+fi
+go version >/dev/null
