@@ -10,8 +10,9 @@
 #                  "-" for stdout only)
 #   --drop-caches  drop the page cache before every cold run (default: keep
 #                  it, see below)
-#   --profile      after the runs, pull each image once more with
-#                  BERTH_CPUPROFILE set and print `go tool pprof -top`
+#   --profile      after the runs, pull each image once more under
+#                  bench/pullprof (CPU profile + execution trace) and print
+#                  its timeline, the CPU top and the syscall-blocking top
 #   IMAGE          busybox, debian, manyfiles (default: all three)
 #
 # Method. Every tool writes to a fresh, journaled ext4 filesystem on a loop
@@ -24,9 +25,15 @@
 # peak RSS is /usr/bin/time's %M (the largest process of a pipeline). The
 # page cache is kept by default: the registry's blobs then come from memory,
 # standing in for a fast local network, and nothing measures the disk the
-# registry happens to sit on. The floor is `gzip -dc LAYER | tar -x` of the
-# same layer blobs, in order, read from the registry's storage: no network, no
-# verification, no whiteouts.
+# registry happens to sit on. Timed commands run at nice -10 and best-effort
+# I/O priority 0, all alike, to damp other load on a shared machine. The floor
+# is `gzip -dc LAYER | tar -x` of the same layer blobs, in order, read from the
+# registry's storage: no network, no verification, no whiteouts, no sync.
+# berth syncs the new tree (syncfs) before renaming it into place and the
+# peers do not; the "floor + sync -f" row shows what that costs the floor.
+# The body is one block so bash reads all of it before running any: editing
+# the file while it runs cannot derail a run in progress.
+{
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -68,6 +75,7 @@ regdir=$bench/registry
 scratch_img=$bench/scratch.ext4
 mounted=0
 
+# shellcheck disable=SC2317 # runs from the EXIT trap
 cleanup() {
 	set +e
 	if ((mounted)); then
@@ -140,7 +148,7 @@ measure() {
 	shift
 	echo "+ $*" >>"$cmdlog"
 	t0=$EPOCHREALTIME
-	if ! /usr/bin/time -f %M -o "$bench/rss" "$@" >>"$cmdlog" 2>&1; then
+	if ! nice -n -10 ionice -c 2 -n 0 /usr/bin/time -f %M -o "$bench/rss" "$@" >>"$cmdlog" 2>&1; then
 		tail -n 20 "$cmdlog" >&2
 		die "'$*' failed (full log: $cmdlog)"
 	fi
@@ -181,6 +189,11 @@ run_floor() {
 	# shellcheck disable=SC2016 # $f expands in the inner shell
 	measure "$img.floor.cold" bash -o pipefail -c 'for f; do gzip -dc <"$f" | tar --numeric-owner -xf - -C "$0" || exit 1; done' \
 		"$S/floor" "${files[@]}"
+	# berth syncs the new tree before renaming it into place; the floor
+	# plus a syncfs is the fair comparison for that part.
+	measure "$img.floor.sync" sync -f "$S/floor"
+	paste -d' ' <(tail -n 1 "$results/$img.floor.cold") <(tail -n 1 "$results/$img.floor.sync") |
+		awk '{ printf "%.4f %d\n", $1 + $3, ($2 > $4 ? $2 : $4) }' >>"$results/$img.floorsync.cold"
 	rm -rf "$S/floor"
 }
 
@@ -201,6 +214,7 @@ run_podman() {
 	rm -rf "$S/podman"
 }
 
+load_at_start=$(cut -d' ' -f1-3 /proc/loadavg)
 for img in "${images[@]}"; do
 	ref=$addr/$(repo_of "$img")
 	for ((i = 1; i <= runs; i++)); do
@@ -238,12 +252,13 @@ table() {
 	for img in "${images[@]}"; do
 		b=$(summary "$img.berth.cold" 1 median)
 		bw=$(summary "$img.berth.warm" 1 median)
-		for key in berth.cold skopeo.cold podman.cold floor.cold berth.warm skopeo.warm podman.warm; do
+		for key in berth.cold skopeo.cold podman.cold floor.cold floorsync.cold berth.warm skopeo.warm podman.warm; do
 			case $key in
 			berth.cold) label="berth pull" ;;
 			skopeo.cold) label="skopeo copy + umoci raw unpack" ;;
 			podman.cold) label="podman pull" ;;
 			floor.cold) label="floor: gzip -dc \| tar -x" ;;
+			floorsync.cold) label="floor + sync -f" ;;
 			berth.warm) label="warm: berth pull" ;;
 			skopeo.warm) label="warm: skopeo copy" ;;
 			podman.warm) label="warm: podman pull" ;;
@@ -283,6 +298,9 @@ table() {
 				awk -v s="$med" 'BEGIN { exit !(s < 0.030) }' || failed=1
 				[[ $blobs == 0 ]] || failed=1
 				;;
+			floorsync.cold)
+				r="$(ratio "$med" "$b")×"
+				;;
 			skopeo.warm | podman.warm)
 				r="$(ratio "$med" "$bw")×"
 				;;
@@ -310,7 +328,8 @@ image_facts() {
 	echo "# Pull benchmark"
 	echo
 	echo "Measured by \`bench/pull.sh -n $runs\` on $(date -u '+%Y-%m-%d %H:%M UTC'), berth $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$repo" diff --quiet 2>/dev/null || echo ' (uncommitted changes)')."
-	echo "Medians of $runs runs each; \"peer ÷ berth\" is how many times longer the peer took than berth (cold rows against berth's cold pull, warm rows against berth's warm re-pull, the floor row against berth's cold pull)."
+	echo "Medians of $runs runs each; \"peer ÷ berth\" is how many times longer the peer took than berth (cold rows against berth's cold pull, warm rows against berth's warm re-pull, the floor rows against berth's cold pull). berth syncs the unpacked tree before it becomes visible, the peers and the floor do not; \"floor + sync -f\" adds that sync to the floor."
+	echo "Load average when the runs started: $load_at_start (2 cores shared with other work makes medians noisy; compare rows of one run, not runs of different days)."
 	echo
 	echo "## Machine"
 	echo
@@ -338,18 +357,23 @@ if [[ $report != - ]]; then
 fi
 
 if ((profile)); then
+	(cd "$repo" && go build -o bin/pullprof ./bench/pullprof)
 	for img in "${images[@]}"; do
 		rm -rf "$S/berth"
 		sync
-		BERTH_CPUPROFILE=$bench/berth-$img.pprof "$berth" --root "$S/berth/root" --machines-dir "$S/berth/machines" -q pull "$addr/$(repo_of "$img")"
-		if [[ -s $bench/berth-$img.pprof ]]; then
-			log "CPU profile of a cold pull of $img ($bench/berth-$img.pprof):"
-			go tool pprof -top -nodecount=25 "$berth" "$bench/berth-$img.pprof" 2>/dev/null | head -n 35 >&2
-		else
-			log "berth wrote no profile for $img (does it honour BERTH_CPUPROFILE?)"
-		fi
+		p=$bench/berth-$img
+		log "profiled cold pull of $img (timeline; profiles in $p.cpu, $p.trace):"
+		"$repo/bin/pullprof" -root "$S/berth/root" -machines-dir "$S/berth/machines" \
+			-cpuprofile "$p.cpu" -trace "$p.trace" "$addr/$(repo_of "$img")"
+		log "CPU top:"
+		go tool pprof -top -nodecount=20 "$repo/bin/pullprof" "$p.cpu" 2>/dev/null | sed -n '4,28p' >&2
+		log "time blocked in syscalls:"
+		go tool trace -pprof=syscall "$p.trace" >"$p.syscall" 2>/dev/null &&
+			go tool pprof -top -nodecount=12 "$p.syscall" 2>/dev/null | sed -n '2,16p' >&2
 		rm -rf "$S/berth"
 	done
 fi
 
 ((failed == 0)) || die "some targets were missed (✗ above)"
+exit
+}

@@ -39,6 +39,7 @@ VirtualEthernet=no
 // stopped through machinectl, and a registry inside the host that the test
 // process pushes to.
 func TestHostRunsNestedMachineAndRegistry(t *testing.T) {
+	t.Parallel()
 	done := timed(t, "boot")
 	h := testhost.Boot(t, testhost.Options{})
 	done()
@@ -138,6 +139,7 @@ func TestHostRunsNestedMachineAndRegistry(t *testing.T) {
 // enabled registry must come back by itself with its images, while the
 // other host keeps running undisturbed.
 func TestTwoHostsAndReboot(t *testing.T) {
+	t.Parallel()
 	a := testhost.Boot(t, testhost.Options{})
 	b := testhost.Boot(t, testhost.Options{MachinesMount: true})
 	if a.Name() == b.Name() {

@@ -9,6 +9,9 @@
 # State lives in $BERTH_DEMO_DIR (default /var/tmp/berth-demo): registry
 # storage, berth's store (root/) and the machine (machines/busybox). Remove
 # that directory to start from scratch.
+# The body is one block so bash reads all of it before running any: editing
+# the file while it runs cannot derail a run in progress.
+{
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -61,3 +64,5 @@ The machine's root filesystem is $rootfs; berth's store is $demo/root.
 Run a shell in it:  systemd-nspawn --register=no --keep-unit -D $rootfs /bin/sh
 Start over:         rm -rf $demo
 EOF
+exit
+}

@@ -9,6 +9,9 @@
 # Source trees are cached under .cache/ in the repository (git-ignored), so a
 # rebuild is quick and yields the same digests. Needs root (debootstrap,
 # overlayfs, systemd-nspawn for the Debian image, chown for the others).
+# The body is one block so bash reads all of it before running any: editing
+# the file while it runs cannot derail a run in progress.
+{
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -115,7 +118,9 @@ debian_trees() {
 		if mountpoint -q "$t/merged"; then umount "$t/merged"; fi
 		rm -rf "$t"
 		mkdir -p "$t"/{upper,work,merged}
-		mount -t overlay overlay -o "lowerdir=$base/minbase,upperdir=$t/upper,workdir=$t/work" "$t/merged"
+		# metacopy and redirect_dir would leave upper entries that point into
+		# the lower dir; mkimage refuses those.
+		mount -t overlay overlay -o "lowerdir=$base/minbase,upperdir=$t/upper,workdir=$t/work,metacopy=off,redirect_dir=off" "$t/merged"
 		local rc=0
 		systemd-nspawn -q --register=no --keep-unit -D "$t/merged" \
 			--setenv=DEBIAN_FRONTEND=noninteractive sh -c \
@@ -206,3 +211,5 @@ for img in "$@"; do
 	*) die "unknown image '$img' (busybox, debian, manyfiles or all)" ;;
 	esac
 done
+exit
+}

@@ -9,6 +9,9 @@
 #
 # No auth, plain HTTP, delete enabled. The access log (DIR/registry.log) is
 # how the benchmark counts blob downloads.
+# The body is one block so bash reads all of it before running any: editing
+# the file while it runs cannot derail a run in progress.
+{
 set -euo pipefail
 
 die() {
@@ -130,3 +133,5 @@ stop) (($# == 2)) || usage; stop "$2" ;;
 addr) (($# == 2)) || usage; addr "$2" ;;
 *) usage ;;
 esac
+exit
+}

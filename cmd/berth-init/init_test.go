@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestMain lets the test binary act as berth-init, so the tests exercise
@@ -204,5 +206,61 @@ func TestChildEnv(t *testing.T) {
 	got = childEnv([]string{"HOME=/data"}, execUser{Home: "/"}, true)
 	if !bytes.Equal([]byte(strings.Join(got, ",")), []byte("HOME=/data")) {
 		t.Errorf("keep-home: got %q", got)
+	}
+}
+
+// openPTY returns a new pseudo-terminal pair.
+func openPTY(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals: %v", err)
+	}
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, s
+}
+
+// TestTerminalGoesToTheCommand starts berth-init as nspawn does with an
+// interactive console (session leader, terminal as controlling tty) and
+// requires a non-root command to get that terminal as its own.
+func TestTerminalGoesToTheCommand(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to change user")
+	}
+	master, slave := openPTY(t)
+	defer master.Close()
+	cmd := initCmd(t, "--user", "4242", "--", "/bin/sh", "-c", `echo "$(id -u) $(tty) $(ps -o sid= -p $$ 2>/dev/null || echo $$)"; echo done`)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	var out bytes.Buffer
+	r := bufio.NewReader(master)
+	for !strings.Contains(out.String(), "done") {
+		line, err := r.ReadString('\n')
+		out.WriteString(line)
+		if err != nil {
+			break
+		}
+	}
+	err := cmd.Wait()
+	if exitCode(t, err) != 0 {
+		t.Fatalf("exit %v: %q", err, out.String())
+	}
+	first := strings.Fields(strings.SplitN(out.String(), "\n", 2)[0])
+	if len(first) < 2 || first[0] != "4242" || !strings.HasPrefix(first[1], "/dev/pts/") {
+		t.Errorf("the command did not get the terminal as uid 4242: %q", out.String())
 	}
 }

@@ -106,13 +106,23 @@ func run(args []string, stderr io.Writer) int {
 	// still come to it rather than to the real init.
 	_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
+	tty := isTerminal(0)
+	if tty {
+		// The terminal is our controlling tty (nspawn made it so), and
+		// a command that is no longer root could not take it over.
+		// Let go of it; TIOCNOTTY hangs up our own process group,
+		// which must not kill us.
+		signal.Ignore(syscall.SIGHUP, syscall.SIGCONT)
+		_ = unix.IoctlSetInt(0, unix.TIOCNOTTY, 0)
+	}
+
 	sigs := make(chan os.Signal, 64)
 	signal.Notify(sigs)
 
 	attr := &syscall.SysProcAttr{
 		Credential: &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: u.Groups},
 	}
-	if isTerminal(0) {
+	if tty {
 		// Give an interactive command the terminal as its controlling
 		// tty so ^C and job control reach it.
 		attr.Setsid, attr.Setctty, attr.Ctty = true, true, 0

@@ -48,15 +48,22 @@ func staticBusybox() (string, error) {
 func BusyboxTree(t testing.TB) string {
 	t.Helper()
 	RequireTools(t, "busybox")
+	root := filepath.Join(t.TempDir(), "rootfs")
+	if err := writeBusyboxTree(root); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func writeBusyboxTree(root string) error {
 	bb, err := staticBusybox()
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	list, err := exec.Command(bb, "--list").Output()
 	if err != nil {
-		t.Fatalf("testhost: busybox --list: %v", err)
+		return fmt.Errorf("list busybox applets: %w", err)
 	}
-	root := filepath.Join(t.TempDir(), "rootfs")
 	var errs []error
 	for _, d := range []string{"bin", "sbin", "usr/bin", "usr/sbin", "etc", "dev", "proc", "sys", "run", "tmp", "root", "home/user", "var/tmp"} {
 		errs = append(errs, os.MkdirAll(filepath.Join(root, d), 0o755))
@@ -77,9 +84,9 @@ func BusyboxTree(t testing.TB) string {
 		errs = append(errs, os.Symlink("busybox", filepath.Join(root, "bin", applet)))
 	}
 	if err := errors.Join(errs...); err != nil {
-		t.Fatalf("testhost: build busybox tree: %v", err)
+		return fmt.Errorf("build busybox tree %s: %w", root, err)
 	}
-	return root
+	return nil
 }
 
 func copyFile(src, dst string, perm os.FileMode) error {

@@ -33,8 +33,8 @@ func (h *Host) cleanup() {
 			h.t.Error(err)
 		}
 	}
-	if h.consol != nil {
-		h.consol.Close()
+	if h.console != nil {
+		h.console.Close()
 	}
 	if h.cg != nil {
 		if err := h.cg.remove(); err != nil {
@@ -47,23 +47,39 @@ func (h *Host) cleanup() {
 }
 
 // shutdown powers the host off and waits for every one of its processes to
-// be gone, escalating from a clean poweroff to SIGTERM and SIGKILL of
-// systemd-nspawn (by PID) and finally killing the host's cgroup.
+// be gone. It escalates from a clean poweroff (systemctl, else systemd's
+// poweroff signal) to systemd-nspawn's immediate termination and a SIGKILL
+// of systemd-nspawn (by PID), and finally kills the host's cgroup.
 func (h *Host) shutdown(p *nspawnProc) error {
 	begin := time.Now()
+	var problems []string
 	if !p.exited() {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		// --no-block: systemctl must not wait for a manager that is about
 		// to stop; nspawn's exit tells us it is done.
-		_, _ = h.Run(ctx, "systemctl", "poweroff", "--no-block")
+		r, err := h.Run(ctx, "systemctl", "poweroff", "--no-block")
 		cancel()
+		if err == nil && r.ExitCode == 0 {
+			if !waitDone(p, time.Minute) {
+				problems = append(problems, "no poweroff within 1m of systemctl poweroff")
+			}
+		} else {
+			// Not booted far enough for systemctl (a boot that timed
+			// out, say). systemd drops signals it has no handler for
+			// yet, so repeat its poweroff signal until it is heard.
+			h.signalPoweroff(p, 30*time.Second)
+		}
 	}
-	var problems []string
-	if !waitDone(p, time.Minute) {
-		problems = append(problems, "no poweroff within 1m; sent SIGTERM to systemd-nspawn")
+	if !p.exited() {
+		// nspawn's first SIGTERM asks the init to halt (which may be lost
+		// like the signals above); the second terminates the container
+		// at once.
+		problems = append(problems, "sent SIGTERM twice to systemd-nspawn (immediate termination)")
 		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		if !waitDone(p, 30*time.Second) {
-			problems = append(problems, "still running 30s after SIGTERM; sent SIGKILL")
+		waitDone(p, time.Second)
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		if !waitDone(p, 20*time.Second) {
+			problems = append(problems, "still running 20s later; sent SIGKILL to systemd-nspawn")
 			_ = p.cmd.Process.Kill()
 			<-p.done
 		}
@@ -71,6 +87,10 @@ func (h *Host) shutdown(p *nspawnProc) error {
 	// Nothing should be left; if the init survived a killed nspawn, it and
 	// its children are still in the host's cgroup.
 	if h.cg != nil {
+		// Processes that are exiting may linger an instant.
+		for deadline := time.Now().Add(5 * time.Second); len(h.cg.pids()) > 0 && time.Now().Before(deadline); {
+			time.Sleep(50 * time.Millisecond)
+		}
 		if pids := h.cg.pids(); len(pids) > 0 {
 			problems = append(problems, fmt.Sprintf("processes %v left after systemd-nspawn exited; killed the host's cgroup", pids))
 			if err := h.cg.kill(); err != nil {
@@ -92,6 +112,27 @@ func (h *Host) shutdown(p *nspawnProc) error {
 	return nil
 }
 
+// sigPoweroff is SIGRTMIN+4 as glibc numbers it (its SIGRTMIN is the
+// kernel's 32 + 2): systemd's "start poweroff.target".
+const sigPoweroff = syscall.Signal(38)
+
+// signalPoweroff sends systemd's poweroff signal to the host's init every
+// second until systemd-nspawn exits or d has passed.
+func (h *Host) signalPoweroff(p *nspawnProc, d time.Duration) {
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); {
+		_, leader := h.current()
+		if leader == 0 {
+			leader, _ = findContainerInit("/proc", p.cmd.Process.Pid)
+		}
+		if leader != 0 {
+			_ = syscall.Kill(leader, sigPoweroff)
+		}
+		if waitDone(p, time.Second) {
+			return
+		}
+	}
+}
+
 func waitDone(p *nspawnProc, d time.Duration) bool {
 	select {
 	case <-p.done:
@@ -104,7 +145,7 @@ func waitDone(p *nspawnProc, d time.Duration) bool {
 // saveArtifacts writes the host's full journal and console log to the
 // artifact directory and the journal's tail to the test log.
 func (h *Host) saveArtifacts() {
-	if h.dir == "" || h.consol == nil {
+	if h.dir == "" || h.console == nil {
 		return
 	}
 	dir := filepath.Join(h.opts.ArtifactDir, artifactName(h.t.Name())+"-"+h.name)
@@ -125,7 +166,7 @@ func (h *Host) saveArtifacts() {
 	jpath := filepath.Join(dir, "journal.txt")
 	cpath := filepath.Join(dir, "console.log")
 	errs := []error{os.WriteFile(jpath, []byte(journal), 0o644)}
-	if data, err := os.ReadFile(h.consol.Name()); err == nil {
+	if data, err := os.ReadFile(h.console.Name()); err == nil {
 		errs = append(errs, os.WriteFile(cpath, data, 0o644))
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -95,7 +96,7 @@ type state struct {
 	lower   string
 	cg      *hostCgroup
 	keep    bool
-	consol  *os.File
+	console *os.File
 	buildMu sync.Mutex
 	built   map[string]string // package patterns -> dir of binaries built for this host
 
@@ -238,7 +239,7 @@ func (h *Host) prepare() error {
 	if err != nil {
 		return fmt.Errorf("prepare test host: console log: %w", err)
 	}
-	h.consol = f
+	h.console = f
 	return nil
 }
 
@@ -279,7 +280,7 @@ func (h *Host) start() error {
 	h.boots++
 	boot := h.boots
 	h.mu.Unlock()
-	fmt.Fprintf(h.consol, "=== berth testhost %s: boot %d at %s\n", h.name, boot, begin.UTC().Format(time.RFC3339))
+	fmt.Fprintf(h.console, "=== berth testhost %s: boot %d at %s\n", h.name, boot, begin.UTC().Format(time.RFC3339))
 
 	args := append([]string{"-c", bootScript, "sh",
 		h.lower, filepath.Join(h.dir, "upper"), filepath.Join(h.dir, "work"), filepath.Join(h.dir, "mnt")},
@@ -292,7 +293,7 @@ func (h *Host) start() error {
 		// even when the outer machine runs the hybrid layout.
 		"SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1",
 	}
-	cmd.Stdout, cmd.Stderr = h.consol, h.consol
+	cmd.Stdout, cmd.Stderr = h.console, h.console
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		// Go makes the new mount namespace recursively private before
 		// exec, so the overlay mounted in it stays there.
@@ -306,14 +307,25 @@ func (h *Host) start() error {
 		// and powers the host off.
 		cmd.SysProcAttr.Pdeathsig = syscall.SIGTERM
 	}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start test host %s: %w", h.name, err)
-	}
 	p := &nspawnProc{cmd: cmd, done: make(chan struct{})}
+	started := make(chan error, 1)
 	go func() {
+		// The parent-death signal fires when the forking *thread* exits,
+		// not the process: keep that thread alive (locked to this
+		// goroutine) for as long as systemd-nspawn runs.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
 		p.err = cmd.Wait()
 		close(p.done)
 	}()
+	if err := <-started; err != nil {
+		return fmt.Errorf("start test host %s: %w", h.name, err)
+	}
 	h.mu.Lock()
 	h.proc, h.leader = p, 0
 	h.mu.Unlock()
@@ -349,12 +361,12 @@ func (h *Host) waitLeader(p *nspawnProc, deadline time.Time) (int, error) {
 		select {
 		case <-p.done:
 			return 0, fmt.Errorf("boot test host %s: systemd-nspawn exited before starting init (%v); console:\n%s",
-				h.name, p.err, tailFile(h.consol.Name(), 40))
+				h.name, p.err, tailFile(h.console.Name(), 40))
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			return 0, fmt.Errorf("boot test host %s: systemd-nspawn (pid %d) started no init within %v; console:\n%s",
-				h.name, pid, h.opts.BootTimeout, tailFile(h.consol.Name(), 40))
+				h.name, pid, h.opts.BootTimeout, tailFile(h.console.Name(), 40))
 		}
 	}
 }
@@ -378,15 +390,22 @@ func (h *Host) waitRunning(p *nspawnProc, deadline time.Time) error {
 			return nil
 		case err == nil:
 			last = r
+		default:
+			last = Result{Stderr: err.Error()}
 		}
 		if p.exited() {
 			return fmt.Errorf("boot test host %s: systemd-nspawn exited during boot (%v); console:\n%s",
-				h.name, p.err, tailFile(h.consol.Name(), 40))
+				h.name, p.err, tailFile(h.console.Name(), 40))
 		}
 		if time.Now().After(deadline) {
-			jobs, _ := h.Run(context.Background(), "systemctl", "list-jobs", "--no-legend")
-			return fmt.Errorf("boot test host %s: not up within %v (state %q, %s); pending jobs:\n%s\nlast journal lines:\n%s",
-				h.name, h.opts.BootTimeout, state, strings.TrimSpace(last.Stderr), jobs.Stdout, h.JournalTail(40))
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			jobs, _ := h.Run(ctx, "systemctl", "list-jobs", "--no-legend")
+			cancel()
+			if msg := strings.TrimSpace(last.Stderr); msg != "" {
+				state = strings.TrimPrefix(state+": "+msg, ": ")
+			}
+			return fmt.Errorf("boot test host %s: not up within %v (systemctl is-system-running: %s)\npending jobs:\n%s\nconsole:\n%s\nlast journal lines:\n%s",
+				h.name, h.opts.BootTimeout, state, jobs.Stdout, tailFile(h.console.Name(), 30), h.JournalTail(40))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -429,10 +448,18 @@ func (h *Host) Command(ctx context.Context, name string, args ...string) *exec.C
 	nsArgs := append([]string{"--target", strconv.Itoa(leader), "--all", "--root", "--wd", "--", name}, args...)
 	cmd := exec.CommandContext(ctx, "nsenter", nsArgs...)
 	cmd.Env = guestEnv
-	// A killed command must not leave the pipe copiers waiting on its
-	// children forever.
-	cmd.WaitDelay = 5 * time.Second
+	killGroupOnCancel(cmd)
 	return cmd
+}
+
+// killGroupOnCancel makes ctx's end kill the command's whole process group:
+// nsenter forks the program into the host's PID namespace and, killed
+// alone, would leave it running there.
+func killGroupOnCancel(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	// Children that left the group must not keep the pipe copiers waiting.
+	cmd.WaitDelay = 5 * time.Second
 }
 
 // NetCommand returns a command that runs a program of the outer machine in
@@ -442,7 +469,7 @@ func (h *Host) Command(ctx context.Context, name string, args ...string) *exec.C
 func (h *Host) NetCommand(ctx context.Context, name string, args ...string) *exec.Cmd {
 	_, leader := h.current()
 	cmd := exec.CommandContext(ctx, "nsenter", append([]string{"--target", strconv.Itoa(leader), "--net", "--", name}, args...)...)
-	cmd.WaitDelay = 5 * time.Second
+	killGroupOnCancel(cmd)
 	return cmd
 }
 
@@ -581,7 +608,7 @@ func (h *Host) Reboot() {
 	}
 	if code := p.cmd.ProcessState.ExitCode(); code != 133 {
 		h.t.Fatalf("testhost %s: systemd-nspawn exited with %d after reboot, want 133 (reboot request); console:\n%s",
-			h.name, code, tailFile(h.consol.Name(), 40))
+			h.name, code, tailFile(h.console.Name(), 40))
 	}
 	down := time.Since(begin)
 	if err := h.start(); err != nil {

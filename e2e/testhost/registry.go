@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -97,6 +98,12 @@ func (r *Registry) waitReady(timeout time.Duration) error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// For returns a view of the registry whose failing helpers fail t (see
+// Host.For); by default they fail the test that started the registry.
+func (r *Registry) For(t testing.TB) *Registry {
+	return &Registry{Addr: r.Addr, Unit: r.Unit, h: r.h.For(t)}
 }
 
 // Ref returns the reference repo:tag in this registry, for example

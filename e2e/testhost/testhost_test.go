@@ -279,3 +279,15 @@ func mode(t *testing.T, p string) os.FileMode {
 	must(t, err)
 	return fi.Mode().Perm()
 }
+
+func TestHostDirRE(t *testing.T) {
+	m := hostDirRE.FindStringSubmatch("berth-testhost-bt42-3-123456")
+	if m == nil || m[1] != "bt42-3" {
+		t.Errorf("host dir parsed as %v", m)
+	}
+	for _, bad := range []string{"berth-testhost-bt42-3", "berth-testhost-x-1-2", "other-bt42-3-1"} {
+		if hostDirRE.MatchString(bad) {
+			t.Errorf("%q taken for a host dir", bad)
+		}
+	}
+}

@@ -63,6 +63,8 @@ bridge per network, a target for the whole project.`,
 		newComposeBridgeDownCmd(),
 		newComposeNetnsUpCmd(),
 		newComposeNetnsDownCmd(),
+		newComposeHealthCmd(),
+		newComposeUDPProxyCmd(),
 	)
 	return cmd
 }

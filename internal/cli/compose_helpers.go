@@ -2,11 +2,17 @@ package cli
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
+	"time"
 
+	"github.com/coreos/go-systemd/v22/activation"
+	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/spf13/cobra"
 
+	"github.com/berth-sh/berth/internal/compose/health"
 	"github.com/berth-sh/berth/internal/compose/hostnet"
+	"github.com/berth-sh/berth/internal/compose/udpproxy"
 )
 
 // The hidden compose helpers are what the generated units run on the host;
@@ -83,16 +89,85 @@ func newComposeNetnsUpCmd() *cobra.Command {
 }
 
 func newComposeNetnsDownCmd() *cobra.Command {
-	var name string
+	var ns hostnet.Namespace
+	var links []string
 	cmd := &cobra.Command{
-		Use:    "_netns-down --netns NAME",
+		Use:    "_netns-down --netns NAME [--link HOST,BRIDGE,GUEST,ADDR/LEN[,GATEWAY]]...",
 		Short:  "Remove a machine's network namespace (run by ExecStopPost=)",
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return hostnet.NamespaceDown(cmd.Context(), hostnet.ExecRunner{}, name)
+			for _, l := range links {
+				link, err := hostnet.ParseLink(l)
+				if err != nil {
+					return err
+				}
+				ns.Links = append(ns.Links, link)
+			}
+			return hostnet.NamespaceDown(cmd.Context(), hostnet.ExecRunner{}, ns)
 		},
 	}
-	cmd.Flags().StringVar(&name, "netns", "", "namespace name under /run/netns")
+	cmd.Flags().StringVar(&ns.Name, "netns", "", "namespace name under /run/netns")
+	cmd.Flags().StringArrayVar(&links, "link", nil, "interface whose host side to remove (repeatable)")
 	return cmd
+}
+
+func newComposeHealthCmd() *cobra.Command {
+	var c health.Check
+	var machine, state string
+	var shell bool
+	cmd := &cobra.Command{
+		Use:    "_health --machine NAME [timing flags] [--shell] -- TEST...",
+		Short:  "Watch a machine's healthcheck (run by berth-NAME_health.service)",
+		Hidden: true,
+		Args:   cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			argv := args
+			if shell {
+				if len(args) != 1 {
+					return fmt.Errorf("watch health of %s: --shell takes one command string", machine)
+				}
+				argv = []string{"/bin/sh", "-c", args[0]}
+			}
+			p := health.MachineProber{Machine: machine, Argv: argv, Leader: health.MachinedLeader}
+			notify := func(msg string) error {
+				_, err := daemon.SdNotify(false, msg)
+				return err
+			}
+			return health.Watch(cmd.Context(), c, p, health.RealClock{}, notify, health.SaveFile(state))
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&machine, "machine", "", "machine to check")
+	f.DurationVar(&c.Interval, "interval", 30*time.Second, "time between checks")
+	f.DurationVar(&c.Timeout, "timeout", 30*time.Second, "time one check may take")
+	f.Uint64Var(&c.Retries, "retries", 3, "consecutive failures that make the machine unhealthy")
+	f.DurationVar(&c.StartPeriod, "start-period", 0, "time after start in which failures do not count")
+	f.DurationVar(&c.StartInterval, "start-interval", 5*time.Second, "time between checks in the start period")
+	f.StringVar(&state, "state", "", "file the health state is saved to (read by berth compose ps)")
+	f.BoolVar(&shell, "shell", false, "run TEST with /bin/sh -c (CMD-SHELL)")
+	return cmd
+}
+
+func newComposeUDPProxyCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    "_udp-proxy ADDRESS:PORT",
+		Short:  "Relay a socket-activated UDP port to a machine (run by berth-*_port-*-udp.service)",
+		Hidden: true,
+		Args:   cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			target, err := net.ResolveUDPAddr("udp", args[0])
+			if err != nil {
+				return fmt.Errorf("proxy udp: %w", err)
+			}
+			pcs, err := activation.PacketConns()
+			if err != nil {
+				return fmt.Errorf("proxy udp to %s: %w", target, err)
+			}
+			if len(pcs) != 1 {
+				return fmt.Errorf("proxy udp to %s: want one socket from systemd, got %d", target, len(pcs))
+			}
+			return udpproxy.Serve(cmd.Context(), pcs[0], target, udpproxy.DefaultIdle)
+		},
+	}
 }

@@ -69,7 +69,7 @@ Start the machine with ` + "`berth start NAME`" + `.`,
 				}
 				return nil
 			}
-			in, err := h.Create(cmd.Context(), s, machine.CreateOptions{Image: image})
+			in, err := h.Create(cmd.Context(), s, machine.CreateOptions{Image: image, VolumesDir: filepath.Join(g.Root, "volumes")})
 			if err != nil {
 				return err
 			}

@@ -35,7 +35,7 @@ type machineFlags struct {
 func (f *machineFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringArrayVarP(&f.env, "env", "e", nil, "set an environment variable, KEY=VALUE or KEY to copy berth's (repeatable)")
-	fl.StringArrayVarP(&f.volumes, "volume", "v", nil, "bind mount an absolute host path, SRC:DST[:ro|:rw|:idmap] (repeatable)")
+	fl.StringArrayVarP(&f.volumes, "volume", "v", nil, "bind mount an absolute host path, SRC:DST[:ro|:rw][,noidmap] (repeatable; idmapped unless --private-users=no or noidmap)")
 	fl.StringArrayVarP(&f.publish, "publish", "p", nil, "publish a port, HOSTPORT:CONTAINERPORT[/tcp|/udp] (repeatable; needs a veth, zone or bridge network)")
 	fl.StringVarP(&f.user, "user", "u", "", "user to run the command as: name, uid, uid:gid or name:group (default: the image's USER)")
 	fl.StringVarP(&f.workdir, "workdir", "w", "", "working directory of the command (default: the image's WORKDIR)")
@@ -76,13 +76,18 @@ func (f *machineFlags) spec(cmd *cobra.Command, env Env, g *Globals, name, image
 	}
 	s.Image = image
 	s.Boot = f.boot
+	if s.Boot {
+		// The image's init runs, not its command; arguments given
+		// after IMAGE go to init (e.g. systemd.unit=rescue.target).
+		s.Argv = cmdArgs
+	}
 	s.PrivateUsers = f.privateUsers
 	s.PrivateUsersOwnership = f.ownership
 	if s.Network, err = parseNetwork(f.network); err != nil {
 		return machine.Spec{}, err
 	}
 	for _, v := range f.volumes {
-		b, err := parseVolume(v)
+		b, err := parseVolume(v, s.PrivateUsers != "no")
 		if err != nil {
 			return machine.Spec{}, err
 		}
@@ -104,12 +109,11 @@ func (f *machineFlags) spec(cmd *cobra.Command, env Env, g *Globals, name, image
 	return s, s.Validate()
 }
 
+// lookupEnv reads KEY for "-e KEY". Env offers Getenv only, so an empty
+// variable counts as unset and is not passed (docker would pass KEY=).
 func lookupEnv(env Env, key string) (string, bool) {
 	v := env.Getenv(key)
-	if v != "" {
-		return v, true
-	}
-	return os.LookupEnv(key)
+	return v, v != ""
 }
 
 func parseNetwork(s string) (machine.Network, error) {
@@ -130,12 +134,16 @@ func parseNetwork(s string) (machine.Network, error) {
 	return n, nil
 }
 
-func parseVolume(v string) (machine.Bind, error) {
+// parseVolume parses docker's -v SRC:DST[:OPTIONS]. idmap is the default
+// for the machine's user namespace (false when it shares the host's).
+func parseVolume(v string, idmap bool) (machine.Bind, error) {
 	parts := strings.Split(v, ":")
 	if len(parts) < 2 || len(parts) > 3 {
-		return machine.Bind{}, fmt.Errorf("parse --volume %q: want SRC:DST[:ro|:rw|:idmap]", v)
+		return machine.Bind{}, fmt.Errorf("parse --volume %q: want SRC:DST[:ro|:rw][,noidmap]", v)
 	}
-	b := machine.Bind{Source: parts[0], Destination: parts[1]}
+	// Idmapped by default: root in the machine then owns what host root
+	// owns, as with docker; without it the files show up as nobody.
+	b := machine.Bind{Source: parts[0], Destination: parts[1], Idmap: idmap}
 	if !filepath.IsAbs(b.Source) {
 		return machine.Bind{}, fmt.Errorf("parse --volume %q: source must be an absolute host path (named volumes are not supported)", v)
 	}
@@ -149,9 +157,11 @@ func parseVolume(v string) (machine.Bind, error) {
 				b.ReadOnly = true
 			case "rw":
 			case "idmap":
-				b.Idmap = true
+				b.Idmap = idmap
+			case "noidmap":
+				b.Idmap = false
 			default:
-				return machine.Bind{}, fmt.Errorf("parse --volume %q: unknown option %q (want ro, rw or idmap)", v, o)
+				return machine.Bind{}, fmt.Errorf("parse --volume %q: unknown option %q (want ro, rw, idmap or noidmap)", v, o)
 			}
 		}
 	}

@@ -1,10 +1,7 @@
 package cli
 
 import (
-	"os"
-
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 
 	"github.com/berth-sh/berth/internal/pull"
 )
@@ -43,13 +40,9 @@ Credentials come from ~/.docker/config.json ($DOCKER_CONFIG) and credential help
 				opts.Platform = &p
 			}
 			if !g.Quiet {
-				if writerIsTerminal(env.Stderr) {
-					bars := pull.NewBars(env.Stderr)
-					defer bars.Close()
-					opts.Progress = bars
-				} else {
-					opts.Progress = pull.NewLines(env.Stderr)
-				}
+				r := pull.NewReporter(env.Stderr)
+				defer r.Close()
+				opts.Progress = r
 			}
 			_, err := pull.Pull(cmd.Context(), opts)
 			return err
@@ -63,15 +56,4 @@ Credentials come from ~/.docker/config.json ($DOCKER_CONFIG) and credential help
 	f.BoolVar(&noStream, "no-stream", false, "apply each layer only after it is fully downloaded")
 	f.MarkHidden("no-stream")
 	return cmd
-}
-
-// writerIsTerminal reports whether w is a terminal (progress bars) rather
-// than a file or pipe (plain lines).
-func writerIsTerminal(w any) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
 }

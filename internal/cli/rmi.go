@@ -3,17 +3,12 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"github.com/berth-sh/berth/internal/pull"
 	"github.com/berth-sh/berth/internal/store"
 )
-
-// machinedDir is where systemd-machined lists registered (running) machines.
-const machinedDir = "/run/systemd/machines"
 
 func newRmiCmd(env Env, g *Globals) *cobra.Command {
 	return &cobra.Command{
@@ -27,7 +22,7 @@ func newRmiCmd(env Env, g *Globals) *cobra.Command {
 			}
 			var errs []error
 			for _, name := range args {
-				if _, err := os.Stat(filepath.Join(machinedDir, name)); err == nil {
+				if pull.MachinedRunning(name) {
 					errs = append(errs, fmt.Errorf("remove machine %s: it is running (stop it first)", name))
 					continue
 				}
@@ -39,7 +34,8 @@ func newRmiCmd(env Env, g *Globals) *cobra.Command {
 					fmt.Fprintf(env.Stderr, "removed %s\n", name)
 				}
 			}
-			n, freed, err := st.CollectGarbage(cmd.Context())
+			// Never wait for a running pull: it collects when it finishes.
+			n, freed, _, err := st.TryCollectGarbage()
 			if err != nil {
 				errs = append(errs, err)
 			} else if !g.Quiet && n > 0 {

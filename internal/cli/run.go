@@ -52,10 +52,11 @@ process tree).`,
 			s.Ephemeral = rm
 			h := newHost(g)
 			code, err := h.Run(cmd.Context(), s, machine.RunOptions{
-				Interactive: isTTY(env.Stdin) && isTTY(env.Stdout),
-				Stdin:       env.Stdin,
-				Stdout:      env.Stdout,
-				Stderr:      env.Stderr,
+				Interactive:   isTTY(env.Stdin) && isTTY(env.Stdout),
+				StdinTerminal: isTTY(env.Stdin),
+				Stdin:         env.Stdin,
+				Stdout:        env.Stdout,
+				Stderr:        env.Stderr,
 			})
 			if err != nil {
 				return err
@@ -71,5 +72,9 @@ process tree).`,
 	mf.register(cmd)
 	cmd.Flags().BoolVar(&rm, "rm", false, "run on a throw-away overlay: the image's root filesystem is not changed")
 	cmd.Flags().StringVar(&name, "name", "", "machine name (default IMAGE-RANDOM)")
+	// docker run's -i and -t are accepted so muscle memory works; the
+	// console is interactive exactly when stdin and stdout are terminals.
+	cmd.Flags().BoolP("interactive", "i", false, "accepted for docker compatibility; stdin is always passed")
+	cmd.Flags().BoolP("tty", "t", false, "accepted for docker compatibility; a terminal is used when stdin and stdout are one")
 	return cmd
 }

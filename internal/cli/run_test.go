@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -66,7 +67,7 @@ func pushBusybox(t *testing.T, busybox, host, repoTag string, conf v1.Config) st
 		tw.Write(data)
 	}
 	file("bin/busybox", 0o755, bin)
-	for _, l := range []string{"sh", "id", "echo", "cat", "printf", "sleep", "pwd"} {
+	for _, l := range []string{"sh", "id", "echo", "cat", "printf", "sleep", "pwd", "touch", "stat"} {
 		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "bin/" + l, Linkname: "busybox"})
 	}
 	file("etc/os-release", 0o644, []byte("ID=busybox\n"))
@@ -127,6 +128,15 @@ func TestRunForeground(t *testing.T) {
 	if out, errOut, code := runBerth(t, dirs, "pull", "-q", "--platform", "linux/amd64", "--name", "bb", ref); code != 0 {
 		t.Fatalf("pull: %d %s %s", code, out, errOut)
 	}
+	// A host directory with a name that needs escaping in Bind=.
+	shared := filepath.Join(d, `sha red\ %i`)
+	if err := os.MkdirAll(shared, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(shared, "in"), []byte("from host"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dirs["GREET"] = "hi from berth's env"
 
 	for _, tt := range []struct {
 		name   string
@@ -134,13 +144,17 @@ func TestRunForeground(t *testing.T) {
 		stdout string
 		code   int
 	}{
-		{"image cmd", []string{"bb"}, "default\n", 0},
+		{"image cmd", []string{"-it", "bb"}, "default\n", 0},
 		{"exit code and streams", []string{"bb", "sh", "-c", "echo out; echo err >&2; exit 3"}, "out\n", 3},
 		{"numeric user not in passwd", []string{"--user", "1000:1000", "bb", "sh", "-c", `echo $(id -u) $(id -g) $HOME`}, "1000 1000 /\n", 0},
 		{"named user", []string{"--user", "app", "bb", "sh", "-c", `echo $(id -u) $(id -g) $HOME $USER`}, "1001 1002 /home/app app\n", 0},
 		{"env and workdir", []string{"-e", `A=x  y $z "q" \`, "-w", "/w %i", "bb", "sh", "-c", `printf '%s|%s|%s' "$A" "$IMG" "$(pwd)"`}, `x  y $z "q" \|from image|/w %i`, 0},
 		{"image workdir", []string{"bb", "pwd"}, "/work dir\n", 0},
 		{"killed by signal", []string{"bb", "sh", "-c", "kill -KILL $$"}, "", 137},
+		{"env from berth", []string{"-e", "GREET", "-e", "UNSET_BERTH_TEST_VAR", "bb", "sh", "-c", `echo "$GREET|${UNSET_BERTH_TEST_VAR-unset}"`}, "hi from berth's env|unset\n", 0},
+		{"bind read-only", []string{"-v", shared + ":/mnt/x:ro", "bb", "sh", "-c", "cat /mnt/x/in; echo; touch /mnt/x/new 2>/dev/null || echo read-only"}, "from host\nread-only\n", 0},
+		{"bind not idmapped", []string{"-v", shared + ":/mnt/x:rw,noidmap", "bb", "sh", "-c", "stat -c %u /mnt/x/in"}, "65534\n", 0},
+		{"bind idmapped", []string{"-v", shared + ":/mnt/y", "bb", "sh", "-c", "echo made > /mnt/y/out && stat -c %u /mnt/y/out"}, "0\n", 0},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			args := append([]string{"run", "--rm", "--network=none"}, tt.args...)
@@ -152,6 +166,12 @@ func TestRunForeground(t *testing.T) {
 				t.Errorf("stderr %q lacks the command's", errOut)
 			}
 		})
+	}
+
+	// Root in the machine wrote through an idmapped bind: on the host the
+	// file belongs to root too, not to the machine's UID range.
+	if fi, err := os.Stat(filepath.Join(shared, "out")); err != nil || fi.Sys().(*syscall.Stat_t).Uid != 0 {
+		t.Errorf("file written through the idmapped bind: %v %+v", err, fi)
 	}
 
 	// Without --rm the image's tree keeps what the command wrote; with
@@ -201,20 +221,7 @@ func (w *readyWriter) Write(p []byte) (int, error) {
 // nspawn gets SIGTERM, sends the image's stop signal to berth-init, which
 // forwards it to the command; the command's exit code comes back.
 func TestRunStopSignal(t *testing.T) {
-	bb := requireRunTools(t)
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	defer srv.Close()
-	host := strings.TrimPrefix(srv.URL, "http://")
-	ref := pushBusybox(t, bb, host, "test/sig:1", v1.Config{Env: []string{"PATH=/bin"}, StopSignal: "SIGUSR1"})
-	d := t.TempDir()
-	dirs := map[string]string{
-		"BERTH_ROOT":         filepath.Join(d, "root"),
-		"BERTH_MACHINES_DIR": filepath.Join(d, "machines"),
-		"BERTH_INIT":         buildInit(t),
-	}
-	if out, errOut, code := runBerth(t, dirs, "pull", "-q", "--platform", "linux/amd64", "--name", "sig", ref); code != 0 {
-		t.Fatalf("pull: %d %s %s", code, out, errOut)
-	}
+	dirs := pulledSigImage(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	out := &readyWriter{ready: make(chan struct{})}
@@ -222,7 +229,7 @@ func TestRunStopSignal(t *testing.T) {
 	done := make(chan int)
 	go func() {
 		done <- Main(ctx, Env{
-			Args:   []string{"run", "--rm", "--network=none", "sig", "sh", "-c", `trap 'echo got-usr1; exit 5' USR1; echo ready; while :; do sleep 0.1; done`},
+			Args:   []string{"run", "--rm", "--network=none", "sig", "sh", "-c", sigScript},
 			Stdin:  strings.NewReader(""),
 			Stdout: out,
 			Stderr: &errb,
@@ -242,4 +249,66 @@ func TestRunStopSignal(t *testing.T) {
 	if code != 5 || got != "ready\ngot-usr1\n" {
 		t.Errorf("code %d stdout %q, want 5 %q\nstderr: %s", code, got, "ready\ngot-usr1\n", errb.String())
 	}
+}
+
+// sigScript announces itself and exits 5 on SIGUSR1, the image's stop signal.
+const sigScript = `trap 'echo got-usr1; exit 5' USR1; echo ready; while :; do sleep 0.1; done`
+
+// TestRunInterruptFromTerminal sends SIGINT to berth's whole process
+// group, as ^C on a terminal does: the machine must still be stopped in
+// order (one stop signal), not killed.
+func TestRunInterruptFromTerminal(t *testing.T) {
+	dirs := pulledSigImage(t)
+	bin := filepath.Join(t.TempDir(), "berth")
+	if b, err := exec.Command("go", "build", "-o", bin, "../../cmd/berth").CombinedOutput(); err != nil {
+		t.Fatalf("build berth: %v\n%s", err, b)
+	}
+	cmd := exec.Command(bin, "run", "--rm", "--network=none", "sig", "sh", "-c", sigScript)
+	for k, v := range dirs {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out := &readyWriter{ready: make(chan struct{})}
+	var errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error)
+	go func() { waited <- cmd.Wait() }()
+	select {
+	case <-out.ready:
+	case err := <-waited:
+		t.Fatalf("run ended early: %v: %s", err, errb.String())
+	}
+	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	err := <-waited
+	out.mu.Lock()
+	got := out.buf.String()
+	out.mu.Unlock()
+	if cmd.ProcessState.ExitCode() != 5 || got != "ready\ngot-usr1\n" {
+		t.Errorf("%v, stdout %q, want exit 5 %q\nstderr: %s", err, got, "ready\ngot-usr1\n", errb.String())
+	}
+}
+
+// pulledSigImage pulls an image whose stop signal is SIGUSR1.
+func pulledSigImage(t *testing.T) map[string]string {
+	t.Helper()
+	bb := requireRunTools(t)
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	ref := pushBusybox(t, bb, host, "test/sig:1", v1.Config{Env: []string{"PATH=/bin"}, StopSignal: "SIGUSR1"})
+	d := t.TempDir()
+	dirs := map[string]string{
+		"BERTH_ROOT":         filepath.Join(d, "root"),
+		"BERTH_MACHINES_DIR": filepath.Join(d, "machines"),
+		"BERTH_INIT":         buildInit(t),
+	}
+	if out, errOut, code := runBerth(t, dirs, "pull", "-q", "--platform", "linux/amd64", "--name", "sig", ref); code != 0 {
+		t.Fatalf("pull: %d %s %s", code, out, errOut)
+	}
+	return dirs
 }

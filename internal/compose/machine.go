@@ -61,13 +61,18 @@ func (r *renderer) machine(sp *ServicePlan, in *InstancePlan, extra []Mount) (*u
 		}
 		spec.StopSignal = sig
 	}
-	// Every mount is idmapped: with the machine's private user range, host
-	// root's files then appear as the machine's root, as under docker.
+	// Compose machines share the host's users, as docker containers do by
+	// default: systemd-nspawn cannot join a network namespace the host
+	// made (--network-namespace-path) from inside a private user
+	// namespace, and the prepared namespace is what guarantees a
+	// configured network before the command starts. docs/compose.md has
+	// the trade-off and the way back to private users.
+	spec.PrivateUsers = "no"
 	covered := map[string]bool{}
 	for _, m := range append(append([]Mount(nil), in.Mounts...), extra...) {
 		covered[m.Target] = true
 		if m.Kind == BindMount {
-			spec.Binds = append(spec.Binds, machine.Bind{Source: m.Source, Destination: m.Target, ReadOnly: m.ReadOnly, Idmap: true})
+			spec.Binds = append(spec.Binds, machine.Bind{Source: m.Source, Destination: m.Target, ReadOnly: m.ReadOnly})
 		}
 	}
 	// The image's VOLUMEs not covered by a compose mount get anonymous
@@ -78,7 +83,7 @@ func (r *renderer) machine(sp *ServicePlan, in *InstancePlan, extra []Mount) (*u
 			continue
 		}
 		src := path.Join(in.StateDir, "anon", hashHex(12, v))
-		spec.Binds = append(spec.Binds, machine.Bind{Source: src, Destination: v, Idmap: true})
+		spec.Binds = append(spec.Binds, machine.Bind{Source: src, Destination: v})
 		anon = append(anon, src)
 	}
 	for _, d := range svc.Devices {
@@ -283,13 +288,15 @@ func (r *renderer) serviceExtras(sp *ServicePlan, in *InstancePlan, f *unit.File
 			}
 			up = append(up, "--link", link)
 		}
+		down := []string{r.opts.Berth, "compose", "_netns-down", "--netns", path.Base(netns)}
+		down = append(down, up[5:]...)
 		for _, k := range sortedKeys(sp.Spec.Sysctls) {
 			up = append(up, "--sysctl", k+"="+sp.Spec.Sysctls[k])
 		}
 		// "+" is not needed (the unit runs as root); "-" on the cleanup
 		// so a half-made namespace never blocks a stop.
 		s.AddCommand("ExecStartPre", "", up...)
-		s.AddCommand("ExecStopPost", "-", r.opts.Berth, "compose", "_netns-down", "--netns", path.Base(netns))
+		s.AddCommand("ExecStopPost", "-", down...)
 	}
 	if sp.Oneshot {
 		// A dependent waits for this service to finish with exit 0:

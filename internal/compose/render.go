@@ -351,7 +351,7 @@ func (r *renderer) health(sp *ServicePlan, in *InstancePlan) error {
 		"--retries", strconv.FormatUint(h.Retries, 10),
 		"--start-period", h.StartPeriod.String(),
 		"--start-interval", h.StartInterval.String(),
-		"--state", path.Join(in.StateDir, "health"),
+		"--state", path.Join(in.StateDir, "health.json"),
 	}
 	if h.Shell {
 		argv = append(argv, "--shell")

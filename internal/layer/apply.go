@@ -42,6 +42,9 @@ type Options struct {
 	// security.capability and drops the rest (security.selinux labels and ACLs
 	// belong to the host's policy, not the image's).
 	XattrFilter func(name string) bool
+
+	// noOpenat2 makes tests take the securejoin path used on kernels without openat2.
+	noOpenat2 bool
 }
 
 // DefaultXattrFilter is the XattrFilter used when Options.XattrFilter is nil.
@@ -201,8 +204,12 @@ func (a *applier) entry(hdr *tar.Header, data io.Reader) error {
 		return err
 	}
 	defer a.release(pfd, pclean)
+	if !pclean {
+		dir = a.physical(dir, pfd, pclean)
+		name = path.Join(dir, base)
+	}
 	a.touch(dir, pfd)
-	t := target{fd: pfd, base: base, path: name, clean: pclean}
+	t := target{fd: pfd, base: base, path: name, clean: pclean, sgid: a.sgid[dir]}
 
 	switch hdr.Typeflag {
 	case tar.TypeReg, tar.TypeRegA, tar.TypeCont, tar.TypeGNUSparse:
@@ -231,6 +238,13 @@ type target struct {
 	base  string
 	path  string // cleaned layer path, for errors and the dir cache
 	clean bool   // the parent was reached without following a symlink
+	sgid  bool   // the parent is setgid: new entries inherit its group
+}
+
+// needChown reports whether a node this applier just created needs a chown:
+// it already belongs to our euid and egid unless the parent is setgid.
+func (a *applier) needChown(t target, hdr *tar.Header) bool {
+	return !a.opts.Rootless && (hdr.Uid != a.euid || hdr.Gid != a.egid || t.sgid)
 }
 
 // file writes a regular file. The old name is unlinked, never truncated, so
@@ -251,7 +265,7 @@ func (a *applier) file(t target, hdr *tar.Header, data io.Reader) error {
 	}
 	// chown before chmod (chown clears setuid/setgid); xattrs after both
 	// (chown drops security.capability) and after writing (a write drops it too).
-	if !a.opts.Rootless {
+	if a.needChown(t, hdr) {
 		if err := unix.Fchown(fd, hdr.Uid, hdr.Gid); err != nil {
 			return fmt.Errorf("chown %d:%d: %w", hdr.Uid, hdr.Gid, err)
 		}
@@ -312,6 +326,7 @@ func (a *applier) copyTo(fd int, data io.Reader) (int64, error) {
 // mode nor bump its mtime.
 func (a *applier) dir(t target, hdr *tar.Header) error {
 	err := unix.Mkdirat(t.fd, t.base, 0o700)
+	created := err == nil
 	if err == unix.EEXIST {
 		var st unix.Stat_t
 		if err := unix.Fstatat(t.fd, t.base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
@@ -322,6 +337,7 @@ func (a *applier) dir(t target, hdr *tar.Header) error {
 				return err
 			}
 			err = unix.Mkdirat(t.fd, t.base, 0o700)
+			created = err == nil
 		} else {
 			err = nil
 		}
@@ -339,7 +355,7 @@ func (a *applier) dir(t target, hdr *tar.Header) error {
 			unix.Close(fd)
 		}
 	}()
-	if !a.opts.Rootless {
+	if !a.opts.Rootless && (!created || a.needChown(t, hdr)) {
 		if err := unix.Fchown(fd, hdr.Uid, hdr.Gid); err != nil {
 			return fmt.Errorf("chown %d:%d: %w", hdr.Uid, hdr.Gid, err)
 		}
@@ -468,7 +484,7 @@ func (a *applier) device(t target, hdr *tar.Header) error {
 // nodeMeta sets owner, mode, xattrs and times of a symlink or device node by
 // name in its parent, never following the name.
 func (a *applier) nodeMeta(t target, hdr *tar.Header, chmod bool) error {
-	if !a.opts.Rootless {
+	if a.needChown(t, hdr) {
 		if err := unix.Fchownat(t.fd, t.base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return fmt.Errorf("chown %d:%d: %w", hdr.Uid, hdr.Gid, err)
 		}

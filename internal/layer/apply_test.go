@@ -167,10 +167,15 @@ func TestOwnersModesSetuid(t *testing.T) {
 		dirE("ro-dir").with(func(h *tar.Header) { h.Mode = 0o555 }),
 		fileE("ro-dir/inside", "written after the dir entry"),
 	)
-	if err := applyAll(t, s.root, Options{}, l); err != nil {
+	// In a setgid directory new entries inherit its group unless chowned.
+	l2 := mkTar(t, fileE("d/root-owned", "x"), symE("d/root-link", "x"), dirE("d/root-dir"))
+	if err := applyAll(t, s.root, Options{}, l, l2); err != nil {
 		t.Fatal(err)
 	}
 	for p, want := range map[string][3]uint32{
+		"d/root-owned":  {unix.S_IFREG | 0o644, 0, 0},
+		"d/root-link":   {unix.S_IFLNK | 0o777, 0, 0},
+		"d/root-dir":    {unix.S_IFDIR | 0o755, 0, 0},
 		"d":             {unix.S_IFDIR | 0o2775, 1000, 1001},
 		"d/suid":        {unix.S_IFREG | 0o4755, 1000, 1001},
 		"d/sgid":        {unix.S_IFREG | 0o2711, 0, 50},
@@ -452,5 +457,21 @@ func TestContextCanceled(t *testing.T) {
 	cancel()
 	if _, err := Apply(ctx, s.root, bytes.NewReader(mkTar(t, fileE("f", "x"))), Options{}); !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want context.Canceled", err)
+	}
+}
+
+// "Created by this layer" holds whichever alias (symlinked parent) the layer
+// used to write a path.
+func TestWhiteoutSameLayerThroughAlias(t *testing.T) {
+	s := newSandbox(t)
+	lower := mkTar(t, dirE("b"), fileE("b/old", "o"), dirE("c"), fileE("c/old", "o"))
+	upper := mkTar(t, symE("a", "b"), fileE("a/x", "x"), whE("b", "x"), symE("d", "/c"), fileE("d/y", "y"), opqE("c"))
+	if err := applyAll(t, s.root, Options{}, lower, upper); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]bool{"b/x": true, "b/old": true, "c/y": true, "c/old": false} {
+		if got := exists(filepath.Join(s.root, p)); got != want {
+			t.Errorf("%s exists = %v, want %v", p, got, want)
+		}
 	}
 }

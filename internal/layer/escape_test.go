@@ -152,24 +152,32 @@ func (c evilCase) tars(t testing.TB, s sandbox) [][]byte {
 // nothing outside the rootfs changed: the sandbox's outside/ tree (content,
 // mode, owner, link count, mtime) and real host files like /etc/passwd.
 func TestEvilLayers(t *testing.T) {
-	for _, c := range evilCases() {
-		t.Run(c.name, func(t *testing.T) {
-			s := newSandbox(t)
-			before, hostBefore := s.snap(t), hostSnap(t)
-			err := applyAll(t, s.root, Options{}, c.tars(t, s)...)
-			if d := diffSnap(before, s.snap(t)); len(d) > 0 {
-				t.Fatalf("layer touched the host (err %v):\n%s", err, strings.Join(d, "\n"))
+	for _, fallback := range []bool{false, true} {
+		for _, c := range evilCases() {
+			name := c.name
+			if fallback {
+				name = "securejoin/" + name
 			}
-			if d := diffSnap(hostBefore, hostSnap(t)); len(d) > 0 {
-				t.Fatalf("layer touched host files:\n%s", strings.Join(d, "\n"))
-			}
-			if c.inside != nil {
-				if err != nil {
-					t.Fatalf("want success, got %v", err)
-				}
-				c.inside(t, s)
-			}
-		})
+			t.Run(name, func(t *testing.T) { testEvil(t, c, Options{noOpenat2: fallback}) })
+		}
+	}
+}
+
+func testEvil(t *testing.T, c evilCase, opts Options) {
+	s := newSandbox(t)
+	before, hostBefore := s.snap(t), hostSnap(t)
+	err := applyAll(t, s.root, opts, c.tars(t, s)...)
+	if d := diffSnap(before, s.snap(t)); len(d) > 0 {
+		t.Fatalf("layer touched the host (err %v):\n%s", err, strings.Join(d, "\n"))
+	}
+	if d := diffSnap(hostBefore, hostSnap(t)); len(d) > 0 {
+		t.Fatalf("layer touched host files:\n%s", strings.Join(d, "\n"))
+	}
+	if c.inside != nil {
+		if err != nil {
+			t.Fatalf("want success, got %v", err)
+		}
+		c.inside(t, s)
 	}
 }
 
@@ -216,9 +224,9 @@ func TestNoStaleDirCache(t *testing.T) {
 		fileE("a", "file now"), // replaces the tree
 		fileE("a", "again"),
 		dirE("a"), fileE("a/b/2", "2"), // needs a fresh a/b
-		fileE("x/y/g", "g"),             // caches x and x/y
-		symE("al", "x"), whE("al", "y"), // removes x/y through the symlink
-		fileE("x/y/h", "h"),
+		fileE("x/y/g", "g"),                 // caches x and x/y
+		symE("al", "x"), fileE("al/y", "f"), // replaces dir x/y through the symlink
+		dirE("x/y"), fileE("x/y/h", "h"),
 	)
 	if err := applyAll(t, s.root, Options{}, l1, l2); err != nil {
 		t.Fatal(err)

@@ -84,6 +84,9 @@ func setupGuard() error {
 	}
 	keep := map[string]bool{tmp: true}
 	var writable []string
+	if d := os.Getenv("BERTH_LAYER_BENCH_DIR"); d != "" {
+		writable = append(writable, d) // benchmarks on a real disk
+	}
 	for _, a := range os.Args[1:] {
 		if strings.HasPrefix(a, "-test.fuzz=") {
 			if wd, err := os.Getwd(); err == nil {

@@ -18,7 +18,7 @@ import (
 
 // maxCachedDirs bounds the open directory fds kept between entries. Layers
 // list a directory's entries together, so a small cache hits almost always.
-const maxCachedDirs = 256
+const maxCachedDirs = 512
 
 // Bits of applier.layer: what this layer itself put at a path.
 const (
@@ -27,12 +27,13 @@ const (
 )
 
 type applier struct {
-	ctx    context.Context
-	opts   Options
-	stats  Stats
-	root   *os.File // O_PATH handle of the rootfs
-	rootFD int
-	umask  uint32
+	ctx      context.Context
+	opts     Options
+	stats    Stats
+	root     *os.File // O_PATH handle of the rootfs
+	rootFD   int
+	rootPath string // canonical path of the rootfs, to name dirs reached via symlinks
+	umask    uint32
 
 	// cache maps a directory path to an open fd of it, only for paths reached
 	// without following any symlink: then the layer path is the physical path
@@ -48,6 +49,9 @@ type applier struct {
 	dirs    []dirMeta
 	dirIdx  map[fileID]int
 	touched map[string]bool // paths already passed to touch
+	sgid    map[string]bool // touched directories with the setgid bit
+
+	euid, egid int // owner of what this process creates
 
 	// dead holds invalidated fds until the current entry is done: a caller
 	// up the stack may still use one, and closing it early could let a new
@@ -72,16 +76,25 @@ func newApplier(ctx context.Context, root string, opts Options) (*applier, error
 	if err != nil {
 		return nil, fmt.Errorf("open rootfs: %w", err)
 	}
+	rootPath, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(f.Fd())))
+	if err != nil {
+		rootPath = "" // physical() then falls back to layer paths
+	}
 	return &applier{
-		ctx:     ctx,
-		opts:    opts,
-		root:    f,
-		rootFD:  int(f.Fd()),
-		umask:   processUmask(),
-		cache:   make(map[string]int),
-		layer:   make(map[string]uint8),
-		dirIdx:  make(map[fileID]int),
-		touched: make(map[string]bool),
+		rootPath:  rootPath,
+		noOpenat2: opts.noOpenat2,
+		ctx:       ctx,
+		opts:      opts,
+		root:      f,
+		rootFD:    int(f.Fd()),
+		umask:     processUmask(),
+		cache:     make(map[string]int),
+		layer:     make(map[string]uint8),
+		dirIdx:    make(map[fileID]int),
+		touched:   make(map[string]bool),
+		sgid:      make(map[string]bool),
+		euid:      os.Geteuid(),
+		egid:      os.Getegid(),
 	}, nil
 }
 
@@ -216,6 +229,30 @@ func (a *applier) openInRoot(p string) (int, error) {
 	return unix.Dup(int(f.Fd()))
 }
 
+// physical returns the rootfs path of directory fd, reached as layer path p.
+// Without a symlink on the way (cached) they are the same; otherwise the
+// kernel's name for fd says where p really is, so that "this layer created it"
+// holds for a path whichever alias the layer used.
+func (a *applier) physical(p string, fd int, cached bool) string {
+	if cached || a.rootPath == "" {
+		return p
+	}
+	real, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	if err != nil {
+		return p
+	}
+	if real == a.rootPath {
+		return ""
+	}
+	if rel, ok := strings.CutPrefix(real, a.rootPath+"/"); ok && a.rootPath != "/" {
+		return rel
+	}
+	if a.rootPath == "/" && strings.HasPrefix(real, "/") {
+		return real[1:]
+	}
+	return p
+}
+
 // invalidate drops cached fds at or below p after p was removed. If p's parent
 // was reached through a symlink, p is not its physical path, so drop them all.
 func (a *applier) invalidate(p string, parentCached bool) {
@@ -327,6 +364,7 @@ func (a *applier) whiteout(dir, name string) error {
 		return fmt.Errorf("whiteout: %w", err)
 	}
 	defer a.release(pfd, pcached)
+	dir = a.physical(dir, pfd, pcached)
 	a.touch(dir, pfd)
 	p := name
 	if dir != "" {
@@ -345,7 +383,7 @@ func (a *applier) opaque(dir string) error {
 		return fmt.Errorf("opaque directory: %w", err)
 	}
 	defer a.release(pfd, pcached)
-	return a.clearLower(pfd, dir, pcached)
+	return a.clearLower(pfd, a.physical(dir, pfd, pcached), pcached)
 }
 
 // removeLower removes the lower-layer content at name in dirfd (layer path p):
@@ -424,6 +462,9 @@ func (a *applier) touch(p string, fd int) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return // finishDirs will not find it either; nothing to restore
+	}
+	if st.Mode&unix.S_ISGID != 0 {
+		a.sgid[p] = true
 	}
 	id := fileID{st.Dev, st.Ino}
 	if _, ok := a.dirIdx[id]; ok {

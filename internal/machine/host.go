@@ -3,17 +3,23 @@ package machine
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-sh/berth/internal/store"
 )
@@ -70,9 +76,11 @@ type Instance struct {
 	Image string `json:"image"`
 	// Cloned says the root filesystem is a copy owned by this machine
 	// (removed with it), not the image's own directory.
-	Cloned  bool      `json:"cloned,omitempty"`
-	Files   []string  `json:"files"`
-	Created time.Time `json:"created"`
+	Cloned bool `json:"cloned,omitempty"`
+	// VolumesDir holds the machine's anonymous volumes, removed with it.
+	VolumesDir string    `json:"volumesDir,omitempty"`
+	Files      []string  `json:"files"`
+	Created    time.Time `json:"created"`
 }
 
 // Host is the system berth drives: where files go and how commands run.
@@ -176,6 +184,33 @@ func WriteFiles(dir string, files []File) error {
 
 func (h Host) statePath(name string) string { return filepath.Join(h.StateDir, name+".json") }
 
+// ErrBusy is returned when another berth is creating or removing the same
+// machine.
+var ErrBusy = errors.New("machine is busy")
+
+// lock serializes Create and Remove of one machine across processes with
+// an flock on StateDir/.NAME.lock (the file stays; the lock does not).
+func (h Host) lock(name string) (func(), error) {
+	if err := ValidateName(name); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(h.StateDir, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(h.StateDir, "."+name+".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w: another berth is creating or removing %s; try again when it is done", ErrBusy, name)
+		}
+		return nil, fmt.Errorf("lock %s: %w", name, err)
+	}
+	return func() { f.Close() }, nil
+}
+
 // Instance reads the record of machine name.
 func (h Host) Instance(name string) (*Instance, error) {
 	if err := ValidateName(name); err != nil {
@@ -229,14 +264,96 @@ type CreateOptions struct {
 	// not the new machine's name, the tree is copied (reflinked where the
 	// filesystem can) to MachinesDir/NAME.
 	Image string
+	// VolumesDir holds the host directories backing the image's anonymous
+	// volumes (VOLUME): VolumesDir/NAME/..., removed with the machine.
+	// Empty: anonymous volumes stay part of the root filesystem.
+	VolumesDir string
+}
+
+// volumeDirName names the host directory of an anonymous volume: readable,
+// and unique per mount point because of the hash.
+func volumeDirName(dest string) string {
+	sum := sha256.Sum256([]byte(dest))
+	var b strings.Builder
+	for _, r := range strings.Trim(dest, "/") {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('-')
+		}
+		if b.Len() >= 40 {
+			break
+		}
+	}
+	return b.String() + "-" + hex.EncodeToString(sum[:4])
+}
+
+// addVolumes backs each anonymous volume of s that no bind covers with a
+// directory under dir, seeded with what the image has at that path (as
+// docker does), and binds it. src is the image's root filesystem; every
+// path in it is resolved inside it, never following links out.
+func (h Host) addVolumes(ctx context.Context, s *Spec, src, dir string) ([]string, error) {
+	covered := map[string]bool{}
+	for _, b := range s.Binds {
+		covered[path.Clean(b.Destination)] = true
+	}
+	var made []string
+	for _, v := range s.Volumes {
+		if covered[v] {
+			continue
+		}
+		vdir := filepath.Join(dir, volumeDirName(v))
+		if err := os.MkdirAll(filepath.Dir(vdir), 0o700); err != nil {
+			return made, fmt.Errorf("create volume %s: %w", v, err)
+		}
+		seed, err := securejoin.SecureJoin(src, v)
+		if err != nil {
+			return made, fmt.Errorf("create volume %s: %w", v, err)
+		}
+		if fi, err := os.Lstat(seed); err == nil && fi.IsDir() {
+			if err := h.Runner.Run(ctx, Command{Args: []string{"cp", "-a", "--reflink=auto", "-T", "--", seed, vdir}}); err != nil {
+				return made, fmt.Errorf("create volume %s: copy the image's %s: %w", v, v, err)
+			}
+		} else if err := os.Mkdir(vdir, 0o755); err != nil {
+			return made, fmt.Errorf("create volume %s: %w", v, err)
+		}
+		made = append(made, vdir)
+		s.Binds = append(s.Binds, Bind{Source: vdir, Destination: v, Idmap: s.PrivateUsers != "no"})
+	}
+	return made, nil
 }
 
 // Create installs machine s: its root filesystem (if cloned), NAME.nspawn,
 // the service unit and berth's record, then reloads systemd. On failure
 // nothing it wrote is left behind.
 func (h Host) Create(ctx context.Context, s Spec, o CreateOptions) (_ *Instance, err error) {
+	unlock, err := h.lock(s.Name)
+	if err != nil {
+		return nil, fmt.Errorf("create machine %s: %w", s.Name, err)
+	}
+	defer unlock()
 	if _, err := h.Instance(s.Name); err == nil {
 		return nil, fmt.Errorf("create machine %s: %w; remove it with `berth rm %s` first", s.Name, ErrExists, s.Name)
+	}
+	if _, err := Files(&s, h.NspawnDir, h.UnitDir); err != nil {
+		return nil, fmt.Errorf("create machine %s: %w", s.Name, err)
+	}
+	in := &Instance{Spec: s, Image: o.Image, Created: h.Now().UTC()}
+	if o.VolumesDir != "" && len(s.Volumes) > 0 {
+		vdir := filepath.Join(o.VolumesDir, s.Name)
+		if _, err := os.Lstat(vdir); err == nil {
+			return nil, fmt.Errorf("create machine %s: %w: %s is in the way", s.Name, ErrExists, vdir)
+		}
+		defer func() {
+			if err != nil {
+				os.RemoveAll(vdir)
+			}
+		}()
+		if _, err := h.addVolumes(ctx, &s, filepath.Join(h.MachinesDir, o.Image), vdir); err != nil {
+			return nil, fmt.Errorf("create machine %s: %w", s.Name, err)
+		}
+		in.Spec = s
+		in.VolumesDir = vdir
 	}
 	files, err := Files(&s, h.NspawnDir, h.UnitDir)
 	if err != nil {
@@ -247,7 +364,6 @@ func (h Host) Create(ctx context.Context, s Spec, o CreateOptions) (_ *Instance,
 			return nil, fmt.Errorf("create machine %s: %w: %s is in the way", s.Name, ErrExists, f.Path())
 		}
 	}
-	in := &Instance{Spec: s, Image: o.Image, Created: h.Now().UTC()}
 	var written []string
 	defer func() {
 		if err != nil {
@@ -475,6 +591,14 @@ func (h Host) Exec(ctx context.Context, name string, argv []string, o ExecOption
 // root filesystem and berth's record. A running machine is stopped first
 // only if force is set.
 func (h Host) Remove(ctx context.Context, name string, force bool) error {
+	if err := ValidateName(name); err != nil {
+		return fmt.Errorf("remove machine %s: %w", name, err)
+	}
+	unlock, err := h.lock(name)
+	if err != nil {
+		return fmt.Errorf("remove machine %s: %w", name, err)
+	}
+	defer unlock()
 	in, err := h.Instance(name)
 	if err != nil {
 		return fmt.Errorf("remove machine %s: %w", name, err)
@@ -496,6 +620,11 @@ func (h Host) Remove(ctx context.Context, name string, force bool) error {
 	}
 	for _, p := range in.Files {
 		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove machine %s: %w", name, err)
+		}
+	}
+	if in.VolumesDir != "" {
+		if err := os.RemoveAll(in.VolumesDir); err != nil {
 			return fmt.Errorf("remove machine %s: %w", name, err)
 		}
 	}

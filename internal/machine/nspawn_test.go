@@ -3,11 +3,13 @@ package machine
 import (
 	"bytes"
 	"encoding/json"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -69,10 +71,11 @@ func TestNspawnRoundTrip(t *testing.T) {
 	}
 
 	args := []string{"%s|", "-rf", "@x", "$$", "${HOME}", "$(id)", `a"b`, `c\d`, "", ";", `e\`, "ünïcödé ✓", "tab\there", "'", `"`, "  lead and trail  ", "#not a comment", "[Section]"}
+	args = append(args, randomWords(300)...)
 	cfg := ImageConfig{
 		Entrypoint: []string{"/bin/printargs"},
 		Cmd:        args,
-		Env:        []string{"PATH=/bin", `A=100% $HOME ${X} "q" 'q' \ \\ trailing\`, "B=  spaced  ", "C=x=y", "D=", "E=tab\tx"},
+		Env:        append([]string{"PATH=/bin", `A=100% $HOME ${X} "q" 'q' \ \\ trailing\`, "B=  spaced  ", "C=x=y", "D=", "E=tab\tx"}, randomEnv(100)...),
 		WorkingDir: "/srv/my dir/%i $x \"q\"",
 		User:       "1000:1000",
 	}
@@ -142,4 +145,36 @@ func TestNspawnRoundTrip(t *testing.T) {
 			t.Errorf("bind %s: read %q, want %q", p, got.Files[p], want)
 		}
 	}
+}
+
+// hostileRunes are the characters the parsers treat specially, plus some
+// that must simply pass.
+var hostileRunes = []rune(" \t\"'\\%$;:#[]=@-+!|&*?~{}()<>`,.é✓/")
+
+// randomWords returns n words drawn from hostileRunes and letters, with a
+// fixed seed so a failure reproduces.
+func randomWords(n int) []string {
+	r := rand.New(rand.NewPCG(1, 2))
+	var out []string
+	for range n {
+		var b strings.Builder
+		for range r.IntN(12) {
+			if r.IntN(3) == 0 {
+				b.WriteRune(rune('a' + r.IntN(26)))
+			} else {
+				b.WriteRune(hostileRunes[r.IntN(len(hostileRunes))])
+			}
+		}
+		out = append(out, b.String())
+	}
+	return out
+}
+
+// randomEnv returns n assignments with random hostile values.
+func randomEnv(n int) []string {
+	var out []string
+	for i, v := range randomWords(n) {
+		out = append(out, "R"+strconv.Itoa(i)+"="+v)
+	}
+	return out
 }

@@ -47,6 +47,10 @@ func RenderNspawn(s *Spec) (*unit.File, error) {
 	if s.Boot {
 		exec.Add("Boot", "yes")
 		exec.Add("LinkJournal", "try-guest")
+		if len(s.Argv) > 0 {
+			// Arguments for the image's init, e.g. systemd.unit=.
+			exec.AddCommand("Parameters", "", s.Argv...)
+		}
 	} else {
 		// Boot= must be written even when "no": nspawn only takes
 		// Parameters= from a file that sets the start mode.

@@ -15,9 +15,13 @@ type RunOptions struct {
 	// --console=interactive); otherwise its stdin, stdout and stderr are
 	// berth's own (--console=pipe), so output and exit code pass through.
 	Interactive bool
-	Stdin       io.Reader
-	Stdout      io.Writer
-	Stderr      io.Writer
+	// StdinTerminal says stdin is a terminal. Without one (and without
+	// Interactive) nspawn runs in its own process group; with one it
+	// must stay in the terminal's foreground group to read from it.
+	StdinTerminal bool
+	Stdin         io.Reader
+	Stdout        io.Writer
+	Stderr        io.Writer
 }
 
 // RunCommand is the systemd-nspawn command line that runs s in the
@@ -73,7 +77,11 @@ func (h Host) Run(ctx context.Context, s Spec, o RunOptions) (int, error) {
 	if err := sf.Close(); err != nil {
 		return 0, fmt.Errorf("run %s: write %s: %w", s.Name, settings, err)
 	}
-	err = h.Runner.Run(ctx, Command{Args: h.RunCommand(&s, o), Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr})
+	err = h.Runner.Run(ctx, Command{
+		Args:  h.RunCommand(&s, o),
+		Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr,
+		OwnProcessGroup: !o.Interactive && !o.StdinTerminal,
+	})
 	if code := exitCode(err); code > 0 {
 		return code, nil
 	}

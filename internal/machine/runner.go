@@ -20,6 +20,10 @@ type Command struct {
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
+	// OwnProcessGroup runs the command in a process group of its own, so
+	// a ^C on berth's terminal reaches only berth, which stops the
+	// command once (nspawn treats a second SIGTERM as "kill now").
+	OwnProcessGroup bool
 }
 
 // String is the command as one shell-quoted line, for errors and fakes.
@@ -71,6 +75,9 @@ func (r ExecRunner) Run(ctx context.Context, c Command) error {
 	cmd := exec.CommandContext(ctx, c.Args[0], c.Args[1:]...)
 	cmd.Env = c.Env
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = c.Stdin, c.Stdout, c.Stderr
+	if c.OwnProcessGroup {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	}
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = r.StopTimeout
 	if cmd.WaitDelay == 0 {

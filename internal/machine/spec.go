@@ -51,7 +51,8 @@ type Spec struct {
 	// (nspawn Volatile=overlay): all changes are gone when it stops.
 	Ephemeral bool
 	// Argv is the command of an app machine (entrypoint + cmd), run by
-	// berth-init as PID 1's only child. Ignored when Boot is set.
+	// berth-init as PID 1's only child. With Boot, it is the arguments of
+	// the image's init (usually empty: the image's Cmd does not apply).
 	Argv []string
 	// Env are KEY=VALUE assignments, in order; a later key wins.
 	Env []string

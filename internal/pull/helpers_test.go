@@ -198,6 +198,7 @@ func (e env) opts(ref string) Options {
 		Root:        e.root,
 		MachinesDir: e.machines,
 		Keychain:    authn.NewMultiKeychain(), // anonymous; never the real ~/.docker
+		Running:     func(string) bool { return false },
 	}
 }
 

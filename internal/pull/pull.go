@@ -74,6 +74,17 @@ type Options struct {
 	Progress Progress
 	// Now is the clock for the record's pull time. Default time.Now.
 	Now func() time.Time
+	// Running reports whether machine name is running; a running machine's
+	// tree is not replaced under it. Default: registered with
+	// systemd-machined (/run/systemd/machines/NAME exists).
+	Running func(name string) bool
+}
+
+// MachinedRunning reports whether systemd-machined has machine name
+// registered, i.e. it is running.
+func MachinedRunning(name string) bool {
+	_, err := os.Lstat(filepath.Join("/run/systemd/machines", name))
+	return err == nil
 }
 
 func (o *Options) fill() error {
@@ -94,6 +105,9 @@ func (o *Options) fill() error {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Running == nil {
+		o.Running = MachinedRunning
 	}
 	return nil
 }
@@ -183,22 +197,25 @@ func Pull(ctx context.Context, opts Options) (res *Result, err error) {
 	if err != nil {
 		return nil, err
 	}
-	img, mdesc, err := selectImage(src, top, want)
+	img, mdesc, err := selectImage(top, want)
 	if err != nil {
 		return nil, err
 	}
 	opts.Progress.Resolved(ref.String(), top.Digest, mdesc.Digest)
 
 	if prev != nil && rootfsExists && prev.Digest == top.Digest && prev.Manifest == mdesc.Digest {
-		if prev.Reference != ref.String() {
-			prev.Reference = ref.String()
-			if err := st.SaveRecord(prev); err != nil {
-				return nil, err
-			}
+		if top.image != nil && opts.Platform != nil && !platformMatches(want, prev.Platform) {
+			return nil, fmt.Errorf("image is for %s, not the requested %s", prev.Platform.String(), want.String())
+		}
+		if err := refreshUpToDate(st, prev, ref, &opts); err != nil {
+			return nil, err
 		}
 		res := &Result{Record: prev, UpToDate: true}
 		opts.Progress.Done(res)
 		return res, nil
+	}
+	if rootfsExists && opts.Running(name) {
+		return nil, fmt.Errorf("machine %s is running; stop it before replacing its image", name)
 	}
 
 	res, err = install(ctx, st, img, mdesc, top, ref, name, want, &opts)
@@ -210,14 +227,42 @@ func Pull(ctx context.Context, opts Options) (res *Result, err error) {
 	unlockStore()
 	storeLocked = false
 	if unlock, ok := st.TryLock(store.Exclusive); ok {
-		_, _, gcErr := st.GC()
+		// The machine is installed; a failed collection only leaves
+		// garbage for the next pull or rmi, so it does not fail the pull.
+		st.GC()
 		unlock()
-		if gcErr != nil {
-			return nil, gcErr
-		}
 	}
 	opts.Progress.Done(res)
 	return res, nil
+}
+
+// refreshUpToDate fixes what may have drifted on an installed, unchanged
+// image: the reference it was pulled by, a deleted .oci-config.
+func refreshUpToDate(st *store.Store, prev *store.Record, ref Ref, o *Options) error {
+	cfgPath := store.ConfigPath(o.MachinesDir, prev.Name)
+	if _, err := os.Stat(cfgPath); errors.Is(err, fs.ErrNotExist) {
+		b, err := st.ReadBlob(prev.Config)
+		if err != nil {
+			return err
+		}
+		if err := store.WriteFileAtomic(cfgPath, b, 0o644); err != nil {
+			return err
+		}
+	}
+	if prev.Reference != ref.String() {
+		prev.Reference = ref.String()
+		return st.SaveRecord(prev)
+	}
+	return nil
+}
+
+// platformMatches reports whether an image for got satisfies want (a
+// variant is compared only when want names one).
+func platformMatches(want, got v1.Platform) bool {
+	if got.OS != want.OS || got.Architecture != want.Architecture {
+		return false
+	}
+	return want.Variant == "" || normVariant(want.Architecture, want.Variant) == normVariant(got.Architecture, got.Variant)
 }
 
 // source is where an image comes from: a registry or an OCI layout.
@@ -321,7 +366,7 @@ func (s *layoutSource) resolve(ctx context.Context) (resolved, error) {
 }
 
 // selectImage returns the image to install and its manifest descriptor.
-func selectImage(src source, top resolved, want v1.Platform) (v1.Image, v1.Descriptor, error) {
+func selectImage(top resolved, want v1.Platform) (v1.Image, v1.Descriptor, error) {
 	if top.image != nil {
 		return top.image, top.Descriptor, nil
 	}
@@ -387,8 +432,7 @@ func install(ctx context.Context, st *store.Store, img v1.Image, mdesc v1.Descri
 		return nil, fmt.Errorf("parse config %s: %w", m.Config.Digest, err)
 	}
 	platform := v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}
-	if top.image != nil && o.Platform != nil && (platform.OS != want.OS || platform.Architecture != want.Architecture ||
-		(want.Variant != "" && normVariant(want.Architecture, want.Variant) != normVariant(platform.Architecture, platform.Variant))) {
+	if top.image != nil && o.Platform != nil && !platformMatches(want, platform) {
 		return nil, fmt.Errorf("image is for %s, not the requested %s", platform.String(), want.String())
 	}
 	if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
@@ -432,12 +476,14 @@ func install(ctx context.Context, st *store.Store, img v1.Image, mdesc v1.Descri
 	if err := ensureUsr(stg.Dir); err != nil {
 		return nil, err
 	}
-	if err := store.WriteFileAtomic(store.ConfigPath(o.MachinesDir, name), rawConfig, 0o644); err != nil {
-		return nil, fmt.Errorf("install machine %s: %w", name, err)
-	}
-	committed = true
 	if err := stg.Commit(); err != nil {
 		return nil, err
+	}
+	committed = true
+	// Config and record follow the tree: after a crash in between, the
+	// record still names the old image, so the next pull redoes this one.
+	if err := store.WriteFileAtomic(store.ConfigPath(o.MachinesDir, name), rawConfig, 0o644); err != nil {
+		return nil, fmt.Errorf("install machine %s: %w", name, err)
 	}
 	if err := st.SaveRecord(rec); err != nil {
 		return nil, err

@@ -16,6 +16,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/berth-sh/berth/internal/store"
 )
@@ -426,4 +427,76 @@ func TestDiffIDHashCoversWholeStream(t *testing.T) {
 	}
 	reg := newTestRegistry(t)
 	newEnv(t).pull(t, reg.push(t, "x:1", imageOf(t, "linux/amd64", l)))
+}
+
+func TestRunningMachineIsNotReplaced(t *testing.T) {
+	reg := newTestRegistry(t)
+	ref := reg.push(t, "app:1", imageOf(t, "linux/amd64", layerOf(t, tarOf(t, "v", "1"), "gzip")))
+	e := newEnv(t)
+	e.pull(t, ref)
+	reg.push(t, "app:1", imageOf(t, "linux/amd64", layerOf(t, tarOf(t, "v", "2"), "gzip")))
+	o := e.opts(ref)
+	o.Running = func(name string) bool { return name == "app" }
+	if _, err := Pull(context.Background(), o); err == nil || !strings.Contains(err.Error(), "running") {
+		t.Fatalf("pull over a running machine: err = %v", err)
+	}
+	if got := readFile(t, filepath.Join(e.machines, "app", "v")); got != "1" {
+		t.Errorf("running machine's tree changed: v = %q", got)
+	}
+}
+
+func TestSingleImagePlatformMismatch(t *testing.T) {
+	reg := newTestRegistry(t)
+	ref := reg.push(t, "arm:1", imageOf(t, "linux/arm64", layerOf(t, tarOf(t, "a", "1"), "gzip")))
+	e := newEnv(t)
+	amd := &v1.Platform{OS: "linux", Architecture: "amd64"}
+	if _, err := Pull(context.Background(), func() Options { o := e.opts(ref); o.Platform = amd; return o }()); err == nil ||
+		!strings.Contains(err.Error(), "linux/arm64") {
+		t.Fatalf("arm64 image pulled for amd64: err = %v", err)
+	}
+	e.assertNothingInstalled(t, "arm")
+	e.pull(t, ref, func(o *Options) { o.Platform = &v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"} })
+	// Warm path: same image, wrong platform asked: still an error.
+	if _, err := Pull(context.Background(), func() Options { o := e.opts(ref); o.Platform = amd; return o }()); err == nil {
+		t.Error("warm pull ignored the platform mismatch")
+	}
+}
+
+func TestUpToDateRestoresConfig(t *testing.T) {
+	reg := newTestRegistry(t)
+	img := imageOf(t, "linux/amd64", layerOf(t, tarOf(t, "a", "1"), "gzip"))
+	ref := reg.push(t, "app:1", img)
+	e := newEnv(t)
+	e.pull(t, ref)
+	cfgPath := filepath.Join(e.machines, "app.oci-config")
+	if err := os.Remove(cfgPath); err != nil {
+		t.Fatal(err)
+	}
+	if res := e.pull(t, ref); !res.UpToDate {
+		t.Error("not up to date")
+	}
+	raw, _ := img.RawConfigFile()
+	if got := readFile(t, cfgPath); got != string(raw) {
+		t.Error(".oci-config not restored by the up-to-date pull")
+	}
+}
+
+func TestDockerManifestList(t *testing.T) {
+	reg := newTestRegistry(t)
+	var idx v1.ImageIndex = mutate.IndexMediaType(empty.Index, types.DockerManifestList)
+	for _, p := range []string{"linux/amd64", "linux/arm64"} {
+		img := mutate.MediaType(imageOf(t, p, layerOf(t, tarOf(t, "p", p), "gzip")), types.DockerManifestSchema2)
+		img = mutate.ConfigMediaType(img, types.DockerConfigJSON)
+		pl, _ := ParsePlatform(p)
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &pl}})
+	}
+	ref := reg.pushIndex(t, "docker:1", idx)
+	e := newEnv(t)
+	res := e.pull(t, ref, func(o *Options) { o.Platform = &v1.Platform{OS: "linux", Architecture: "arm64"} })
+	if got := readFile(t, filepath.Join(e.machines, "docker", "p")); got != "linux/arm64" {
+		t.Errorf("p = %q", got)
+	}
+	if res.Record.ManifestMediaType != types.DockerManifestSchema2 {
+		t.Errorf("manifest media type %s", res.Record.ManifestMediaType)
+	}
 }

@@ -63,8 +63,8 @@ func NewStaging(machinesDir, name string) (*Staging, error) {
 
 // Commit moves the staged tree to machinesDir/name. If name exists it is
 // swapped atomically with RENAME_EXCHANGE and the old tree deleted, so at no
-// instant is there no machine or half a machine. After Commit the Staging is
-// spent.
+// instant is there no machine or half a machine. After a successful Commit
+// the Staging is spent; after a failed one the caller still Discards it.
 func (s *Staging) Commit() error {
 	final := filepath.Join(s.machinesDir, s.name)
 	// Make sure the tree is on disk before it becomes visible.
@@ -75,8 +75,11 @@ func (s *Staging) Commit() error {
 	if errors.Is(err, unix.EEXIST) {
 		err = unix.Renameat2(unix.AT_FDCWD, s.Dir, unix.AT_FDCWD, final, unix.RENAME_EXCHANGE)
 		if err == nil {
-			// s.Dir now holds the old tree; still hidden and still locked.
-			return s.Discard()
+			// s.Dir now holds the old tree, still hidden. The new tree is
+			// installed whatever happens next; an old tree that cannot be
+			// deleted now is left to the next CleanStaging.
+			s.Discard()
+			return nil
 		}
 	}
 	if err != nil {

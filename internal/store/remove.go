@@ -40,3 +40,16 @@ func (s *Store) CollectGarbage(ctx context.Context) (int, int64, error) {
 	defer unlock()
 	return s.GC()
 }
+
+// TryCollectGarbage collects garbage only if no pull is running (it never
+// waits: the next pull to finish collects instead). ran reports whether it
+// did.
+func (s *Store) TryCollectGarbage() (n int, freed int64, ran bool, err error) {
+	unlock, ok := s.TryLock(Exclusive)
+	if !ok {
+		return 0, 0, false, nil
+	}
+	defer unlock()
+	n, freed, err = s.GC()
+	return n, freed, true, err
+}

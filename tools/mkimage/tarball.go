@@ -295,6 +295,11 @@ func walkDir(root string, overlay bool, exclude []string) ([]tarEntry, error) {
 			// Sockets cannot be archived; they are runtime state anyway.
 			return nil
 		}
+		if overlay {
+			if name, ok := overlayIndirection(p); ok {
+				return fmt.Errorf("overlay upper dir entry %s has %s: its content lives elsewhere; build the upper dir with metacopy=off,redirect_dir=off", p, name)
+			}
+		}
 		xattrs, err := readXattrs(p)
 		if err != nil {
 			return err
@@ -320,6 +325,18 @@ func isOverlayOpaque(p string) bool {
 		}
 	}
 	return false
+}
+
+// overlayIndirection reports an overlayfs xattr meaning the upper entry is
+// not self-contained (metadata-only copy-up, or a renamed directory whose
+// lower contents are found through a redirect): tarring it would lose data.
+func overlayIndirection(p string) (string, bool) {
+	for _, name := range []string{"trusted.overlay.metacopy", "trusted.overlay.redirect", "user.overlay.metacopy", "user.overlay.redirect"} {
+		if _, err := unix.Lgetxattr(p, name, nil); err == nil {
+			return name, true
+		}
+	}
+	return "", false
 }
 
 // readXattrs returns the extended attributes worth carrying into an image

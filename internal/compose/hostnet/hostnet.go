@@ -198,19 +198,32 @@ func NamespaceUp(ctx context.Context, r Runner, ns Namespace) error {
 			cmds = append(cmds, []string{"ip", "-n", ns.Name, "route", "add", "default", "via", l.Gateway.String()})
 		}
 	}
-	for _, s := range ns.Sysctls {
+	// Docker's defaults for container namespaces: any user may bind
+	// ports below 1024 and send ICMP echo. The service's own sysctls
+	// come after, so they win.
+	defaults := []Sysctl{
+		{Key: "net.ipv4.ip_unprivileged_port_start", Value: "0"},
+		{Key: "net.ipv4.ping_group_range", Value: "0 2147483647"},
+	}
+	for _, s := range append(defaults, ns.Sysctls...) {
 		cmds = append(cmds, []string{"ip", "netns", "exec", ns.Name, "sysctl", "-q", "-w", s.Key + "=" + s.Value})
 	}
 	return runAll(ctx, r, "set up network namespace "+ns.Name, cmds)
 }
 
-// NamespaceDown deletes the namespace; the kernel removes its veth pairs
-// (and so their host sides) with it.
-func NamespaceDown(ctx context.Context, r Runner, name string) error {
-	if err := checkNetnsName(name); err != nil {
+// NamespaceDown removes the machine's links and its namespace. The host
+// sides are deleted explicitly: the kernel tears a namespace down
+// asynchronously, and a veth lingering in it would keep its name busy.
+func NamespaceDown(ctx context.Context, r Runner, ns Namespace) error {
+	if err := checkNetnsName(ns.Name); err != nil {
 		return err
 	}
-	return runAll(ctx, r, "remove network namespace "+name, [][]string{{"-", "ip", "netns", "del", name}})
+	var cmds [][]string
+	for _, l := range ns.Links {
+		cmds = append(cmds, []string{"-", "ip", "link", "del", l.Host})
+	}
+	cmds = append(cmds, []string{"-", "ip", "netns", "del", ns.Name})
+	return runAll(ctx, r, "remove network namespace "+ns.Name, cmds)
 }
 
 // quoteNft quotes an interface name for nft's parser (checkIfName has

@@ -113,15 +113,17 @@ ip link set bv-bbbbbbbbbbbb master br-2
 ip link set bv-bbbbbbbbbbbb up
 ip -n berth-p-web-1 addr add 10.0.0.10/24 dev lan0
 ip -n berth-p-web-1 link set lan0 up
+ip netns exec berth-p-web-1 sysctl -q -w net.ipv4.ip_unprivileged_port_start=0
+ip netns exec berth-p-web-1 sysctl -q -w net.ipv4.ping_group_range=0 2147483647
 ip netns exec berth-p-web-1 sysctl -q -w net.core.somaxconn=1024`
 	if got := strings.Join(r.log, "\n"); got != want {
 		t.Errorf("commands:\n%s\nwant:\n%s", got, want)
 	}
 	r = &fakeRunner{}
-	if err := NamespaceDown(context.Background(), r, "berth-p-web-1"); err != nil {
+	if err := NamespaceDown(context.Background(), r, ns); err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(r.log, "\n"); got != "ip netns del berth-p-web-1" {
+	if got := strings.Join(r.log, "\n"); got != "ip link del bv-aaaaaaaaaaaa\nip link del bv-bbbbbbbbbbbb\nip netns del berth-p-web-1" {
 		t.Errorf("down: %q", got)
 	}
 }

@@ -1,0 +1,132 @@
+package machine
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func testHost(t *testing.T, r Runner) Host {
+	d := t.TempDir()
+	return Host{
+		Runner:           r,
+		NspawnDir:        filepath.Join(d, "etc/systemd/nspawn"),
+		RuntimeNspawnDir: filepath.Join(d, "run/systemd/nspawn"),
+		UnitDir:          filepath.Join(d, "etc/systemd/system"),
+		StateDir:         filepath.Join(d, "state"),
+		MachinesDir:      filepath.Join(d, "machines"),
+		Now:              func() time.Time { return time.Unix(0, 0) },
+	}
+}
+
+func mustWrite(t *testing.T, p, data string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCreateBacksAnonymousVolumes: each image VOLUME gets a host directory
+// seeded with the image's content there, bound into the machine; a volume
+// path that is a symlink out of the image must not seed from the host.
+func TestCreateBacksAnonymousVolumes(t *testing.T) {
+	h := testHost(t, ExecRunner{})
+	img := filepath.Join(h.MachinesDir, "img")
+	mustWrite(t, filepath.Join(img, "data/seed"), "from image")
+	mustWrite(t, filepath.Join(h.MachinesDir, "secret/key"), "host secret")
+	if err := os.Symlink("../../secret", filepath.Join(img, "evil")); err != nil {
+		t.Fatal(err)
+	}
+	cfg := ImageConfig{Cmd: []string{"/bin/app"}, Volumes: map[string]struct{}{"/data": {}, "/evil": {}, "/empty": {}, "/bound": {}}}
+	s, err := SpecFromImage("img", img, cfg, Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.InitBinary = "/usr/lib/berth/berth-init"
+	s.Binds = []Bind{{Source: "/srv/bound", Destination: "/bound"}}
+	vols := filepath.Join(t.TempDir(), "volumes")
+	in, err := h.Create(context.Background(), s, CreateOptions{Image: "img", VolumesDir: vols})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, b := range in.Spec.Binds {
+		got[b.Destination] = b.Source
+	}
+	if len(got) != 4 || got["/bound"] != "/srv/bound" {
+		t.Fatalf("binds %v: want /bound kept and /data, /empty, /evil backed", got)
+	}
+	if b, err := os.ReadFile(filepath.Join(got["/data"], "seed")); err != nil || string(b) != "from image" {
+		t.Errorf("/data not seeded from the image: %q %v", b, err)
+	}
+	for _, v := range []string{"/evil", "/empty"} {
+		ents, err := os.ReadDir(got[v])
+		if err != nil || len(ents) != 0 {
+			t.Errorf("volume %s: want an empty directory, got %v %v", v, ents, err)
+		}
+		if !strings.HasPrefix(got[v], filepath.Join(vols, "img")+"/") {
+			t.Errorf("volume %s at %s, outside %s", v, got[v], vols)
+		}
+	}
+	nspawn, err := os.ReadFile(filepath.Join(h.NspawnDir, "img.nspawn"))
+	if err != nil || !strings.Contains(string(nspawn), ":/data:idmap\n") {
+		t.Errorf("settings do not bind /data with idmap:\n%s", nspawn)
+	}
+	if err := h.Remove(context.Background(), "img", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(vols, "img")); !os.IsNotExist(err) {
+		t.Errorf("rm left the volumes: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(img, "data/seed")); err != nil {
+		t.Errorf("rm touched the image: %v", err)
+	}
+}
+
+func TestCreateFailsCleanly(t *testing.T) {
+	rr := &RecordingRunner{Results: map[string]Result{}}
+	h := testHost(t, rr)
+	h.SystemdBooted = true
+	img := filepath.Join(h.MachinesDir, "img")
+	mustWrite(t, filepath.Join(img, "bin/app"), "")
+	rr.Results["systemctl daemon-reload"] = Result{Code: 1}
+	s, err := SpecFromImage("img", img, ImageConfig{Cmd: []string{"/bin/app"}}, Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.InitBinary = "/usr/lib/berth/berth-init"
+	if _, err := h.Create(context.Background(), s, CreateOptions{Image: "img"}); err == nil || !strings.Contains(err.Error(), "daemon-reload") {
+		t.Fatalf("Create = %v, want the daemon-reload failure", err)
+	}
+	for _, p := range []string{filepath.Join(h.NspawnDir, "img.nspawn"), filepath.Join(h.UnitDir, "berth-img.service"), filepath.Join(h.StateDir, "img.json")} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("failed Create left %s", p)
+		}
+	}
+	if _, err := h.Instance("img"); err == nil {
+		t.Error("failed Create left a record")
+	}
+}
+
+func TestCreateIsExclusive(t *testing.T) {
+	h := testHost(t, &RecordingRunner{})
+	unlock, err := h.lock("img")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	s := Spec{Name: "img", Directory: filepath.Join(h.MachinesDir, "img"), Argv: []string{"/bin/app"}, InitBinary: "/usr/lib/berth/berth-init"}
+	if _, err := h.Create(context.Background(), s, CreateOptions{Image: "img"}); !errors.Is(err, ErrBusy) {
+		t.Errorf("Create while locked = %v, want ErrBusy", err)
+	}
+	if err := h.Remove(context.Background(), "img", false); !errors.Is(err, ErrBusy) {
+		t.Errorf("Remove while locked = %v, want ErrBusy", err)
+	}
+}
