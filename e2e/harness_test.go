@@ -171,7 +171,7 @@ func TestTwoHostsAndReboot(t *testing.T) {
 	if got := strings.TrimSpace(a.MustSh("journalctl --list-boots -q | wc -l")); got == bootsBefore {
 		t.Errorf("journal shows %s boots before and after reboot, want one more", got)
 	}
-	if got := a.MustRun("cat", "/var/lib/berth-e2e-marker"); got != "before reboot\n" {
+	if got := string(a.ReadFile("/var/lib/berth-e2e-marker")); got != "before reboot\n" {
 		t.Errorf("marker after reboot = %q", got)
 	}
 	a.Eventually("registry is back after reboot", time.Minute,

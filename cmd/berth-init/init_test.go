@@ -72,7 +72,9 @@ func TestCommandNotFound(t *testing.T) {
 }
 
 func TestUsageErrors(t *testing.T) {
-	for _, args := range [][]string{{}, {"sh"}, {"--"}, {"--user"}, {"--bogus", "--", "sh"}} {
+	for _, args := range [][]string{{}, {"sh"}, {"--"}, {"--user"}, {"--bogus", "--", "sh"},
+		{"--argv-json"}, {"--argv-json", "[]"}, {"--argv-json", `"sh"`}, {"--argv-json", `["sh"]`, "--", "sh"},
+		{"--env-json", `["NOEQ"]`, "--", "sh"}, {"--env-json", `{}`, "--", "sh"}, {"--env-json", `["=x"]`, "--", "sh"}} {
 		out, err := initCmd(t, args...).CombinedOutput()
 		if got := exitCode(t, err); got != exitInit {
 			t.Errorf("%q: exit %d, want %d", args, got, exitInit)
@@ -262,5 +264,21 @@ func TestTerminalGoesToTheCommand(t *testing.T) {
 	first := strings.Fields(strings.SplitN(out.String(), "\n", 2)[0])
 	if len(first) < 2 || first[0] != "4242" || !strings.HasPrefix(first[1], "/dev/pts/") {
 		t.Errorf("the command did not get the terminal as uid 4242: %q", out.String())
+	}
+}
+
+// TestJSONCommandAndEnv runs a command and environment that a .nspawn file
+// cannot carry (newlines, a DEL), passed as JSON: they arrive exactly, and
+// an --env-json assignment replaces berth-init's own of the same key.
+func TestJSONCommandAndEnv(t *testing.T) {
+	cmd := initCmd(t, "--env-json", `["A=line1\nline2\u007f","B=replaced"]`,
+		"--argv-json", `["/bin/sh","-c","printf '%s|%s|%s' \"$A\" \"$B\" \"$1\"\necho","sh","arg\nwith newline"]`)
+	cmd.Env = append(cmd.Env, "B=original")
+	out, err := cmd.Output()
+	if code := exitCode(t, err); code != 0 {
+		t.Fatalf("exit %d, output %q", code, out)
+	}
+	if want := "line1\nline2\x7f|replaced|arg\nwith newline\n"; string(out) != want {
+		t.Errorf("output %q, want %q", out, want)
 	}
 }

@@ -1,7 +1,12 @@
 // Command berth-init is PID 1 of berth app machines. systemd-nspawn starts
 // it (bind-mounted read-only from the host) as
 //
-//	berth-init [--user USER] [--workdir DIR] [--keep-home] -- COMMAND [ARG...]
+//	berth-init [--user USER] [--workdir DIR] [--keep-home] [--env-json JSON] -- COMMAND [ARG...]
+//	berth-init [OPTIONS] --argv-json JSON
+//
+// --argv-json and --env-json carry a command and environment assignments as
+// JSON lists of strings, for values with characters (newlines) that the
+// .nspawn file that starts berth-init cannot hold.
 //
 // It switches to the image's user itself, reading the machine's /etc/passwd
 // and /etc/group (nspawn's own User= asks NSS via getent, which images
@@ -14,6 +19,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -37,6 +43,18 @@ type options struct {
 	workdir  string
 	keepHome bool
 	argv     []string
+	env      []string // KEY=VALUE from --env-json, overriding berth-init's own
+}
+
+const usage = "usage: berth-init [--user USER] [--workdir DIR] [--keep-home] [--env-json JSON] {-- COMMAND [ARG...] | --argv-json JSON}"
+
+// jsonList decodes the value of option name, a JSON list of strings.
+func jsonList(name, v string) ([]string, error) {
+	var l []string
+	if err := json.Unmarshal([]byte(v), &l); err != nil {
+		return nil, fmt.Errorf("%s: want a JSON list of strings: %w", name, err)
+	}
+	return l, nil
 }
 
 func parseArgs(args []string) (options, error) {
@@ -50,15 +68,40 @@ func parseArgs(args []string) (options, error) {
 				return o, errors.New("no command after --")
 			}
 			return o, nil
-		case "--user", "--workdir":
+		case "--user", "--workdir", "--env-json", "--argv-json":
 			if i+1 >= len(args) {
 				return o, fmt.Errorf("%s needs a value", a)
 			}
 			i++
-			if a == "--user" {
+			switch a {
+			case "--user":
 				o.user = args[i]
-			} else {
+			case "--workdir":
 				o.workdir = args[i]
+			case "--env-json":
+				env, err := jsonList(a, args[i])
+				if err != nil {
+					return o, err
+				}
+				for _, kv := range env {
+					if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+						return o, fmt.Errorf("%s: %q is not KEY=VALUE", a, kv)
+					}
+				}
+				o.env = append(o.env, env...)
+			case "--argv-json":
+				argv, err := jsonList(a, args[i])
+				if err != nil {
+					return o, err
+				}
+				if len(argv) == 0 {
+					return o, errors.New("--argv-json: empty command")
+				}
+				if i+1 != len(args) {
+					return o, errors.New("--argv-json must be the last option")
+				}
+				o.argv = argv
+				return o, nil
 			}
 		case "--keep-home":
 			o.keepHome = true
@@ -76,7 +119,7 @@ func main() {
 func run(args []string, stderr io.Writer) int {
 	o, err := parseArgs(args)
 	if err != nil {
-		fmt.Fprintf(stderr, "berth-init: %v\nusage: berth-init [--user USER] [--workdir DIR] [--keep-home] -- COMMAND [ARG...]\n", err)
+		fmt.Fprintf(stderr, "berth-init: %v\n%s\n", err, usage)
 		return exitInit
 	}
 	u, err := resolveUser(o.user, readPasswd("/etc/passwd"), readGroup("/etc/group"))
@@ -84,7 +127,7 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "berth-init: %v\n", err)
 		return exitInit
 	}
-	env := childEnv(os.Environ(), u, o.keepHome)
+	env := childEnv(overrideEnv(os.Environ(), o.env), u, o.keepHome)
 
 	dir := o.workdir
 	if dir == "" {
@@ -209,6 +252,26 @@ func childEnv(env []string, u execUser, keepHome bool) []string {
 		out = append(out, "USER="+u.Name, "LOGNAME="+u.Name)
 	}
 	return out
+}
+
+// overrideEnv is env with the assignments of over replacing those of the
+// same keys, so a key is never set twice.
+func overrideEnv(env, over []string) []string {
+	if len(over) == 0 {
+		return env
+	}
+	keys := map[string]bool{}
+	for _, kv := range over {
+		k, _, _ := strings.Cut(kv, "=")
+		keys[k] = true
+	}
+	out := make([]string, 0, len(env)+len(over))
+	for _, kv := range env {
+		if k, _, _ := strings.Cut(kv, "="); !keys[k] {
+			out = append(out, kv)
+		}
+	}
+	return append(out, over...)
 }
 
 // lookPath finds name on the command's PATH (not berth-init's), as docker

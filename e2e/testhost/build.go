@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -108,26 +109,42 @@ func (h *Host) InstallGo(pkgs ...string) {
 	}
 }
 
-// buildOnce builds pkgs once per host, into the host's directory:
-// scenarios install or run the same binaries repeatedly, and each build
-// costs a link of berth.
+// A test binary builds each set of packages once, for all its hosts:
+// scenarios install or run the same binaries on many hosts, and each build
+// costs at least a link of berth. The binaries live in a directory named
+// after the test binary's PID, which sweepStale removes once it has exited.
+var builds sync.Map // package patterns joined by " " -> *buildResult
+
+type buildResult struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+func buildDirRoot() string {
+	return filepath.Join(os.TempDir(), fmt.Sprintf("berth-testhost-bin-%d", os.Getpid()))
+}
+
+// buildOnce returns the directory of the binaries of pkgs, building them
+// on first use.
 func (h *Host) buildOnce(pkgs ...string) string {
 	h.t.Helper()
 	key := strings.Join(pkgs, " ")
-	h.buildMu.Lock()
-	defer h.buildMu.Unlock()
-	if dir, ok := h.built[key]; ok {
-		return dir
+	v, _ := builds.LoadOrStore(key, &buildResult{})
+	b := v.(*buildResult)
+	b.once.Do(func() {
+		begin := time.Now()
+		if b.err = os.MkdirAll(buildDirRoot(), 0o755); b.err != nil {
+			return
+		}
+		if b.dir, b.err = os.MkdirTemp(buildDirRoot(), "build-"); b.err != nil {
+			return
+		}
+		b.err = buildGo(b.dir, pkgs...)
+		h.t.Logf("testhost: built %s in %v", key, time.Since(begin).Round(time.Millisecond))
+	})
+	if b.err != nil {
+		h.t.Fatalf("testhost: build %s: %v", key, b.err)
 	}
-	begin := time.Now()
-	dir, err := os.MkdirTemp(h.dir, "bin-")
-	if err == nil {
-		err = buildGo(dir, pkgs...)
-	}
-	if err != nil {
-		h.t.Fatalf("testhost: build %s: %v", key, err)
-	}
-	h.t.Logf("testhost: built %s in %v", key, time.Since(begin).Round(time.Millisecond))
-	h.built[key] = dir
-	return dir
+	return b.dir
 }

@@ -210,10 +210,20 @@ func ownerAlive(hostName string) (alive, ok bool) {
 // hostDirRE matches the directories Boot makes: berth-testhost-<name>-<random>.
 var hostDirRE = regexp.MustCompile(`^berth-testhost-(bt[0-9]+-[0-9]+)-[0-9]+$`)
 
+// binDirRE matches the directories of binaries built by a test binary:
+// berth-testhost-bin-<pid>.
+var binDirRE = regexp.MustCompile(`^berth-testhost-bin-([0-9]+)$`)
+
 func sweepStaleDirs(t testing.TB) {
 	tmp := os.TempDir()
 	entries, _ := os.ReadDir(tmp)
 	for _, e := range entries {
+		if m := binDirRE.FindStringSubmatch(e.Name()); m != nil && e.IsDir() {
+			if _, err := os.Stat(filepath.Join("/proc", m[1])); err != nil {
+				_ = os.RemoveAll(filepath.Join(tmp, e.Name()))
+			}
+			continue
+		}
 		m := hostDirRE.FindStringSubmatch(e.Name())
 		if m == nil || !e.IsDir() {
 			continue

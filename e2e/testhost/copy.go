@@ -61,6 +61,18 @@ func (h *Host) WriteFile(guestPath string, data []byte, perm fs.FileMode) {
 	}
 }
 
+// ReadFile returns the content of guestPath inside the host.
+func (h *Host) ReadFile(guestPath string) []byte {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), h.opts.CommandTimeout)
+	defer cancel()
+	r, err := h.Run(ctx, "cat", "--", guestPath)
+	if err != nil || r.ExitCode != 0 {
+		h.t.Fatalf("testhost %s: read %s: %v\n%s", h.name, guestPath, errOr(err, "failed"), r.Stderr)
+	}
+	return []byte(r.Stdout)
+}
+
 func writeAll(w io.Writer, data []byte) error {
 	_, err := w.Write(data)
 	return err

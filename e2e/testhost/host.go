@@ -97,8 +97,6 @@ type state struct {
 	cg      *hostCgroup
 	keep    bool
 	console *os.File
-	buildMu sync.Mutex
-	built   map[string]string // package patterns -> dir of binaries built for this host
 
 	mu     sync.Mutex
 	proc   *nspawnProc
@@ -185,7 +183,7 @@ func Boot(t testing.TB, opts Options) *Host {
 	if err != nil {
 		t.Fatalf("testhost: create host dir: %v", err)
 	}
-	h := &Host{t: t, state: &state{opts: opts, name: name, dir: dir, lower: lower, built: map[string]string{}, keep: os.Getenv("BERTH_E2E_KEEP") == "1"}}
+	h := &Host{t: t, state: &state{opts: opts, name: name, dir: dir, lower: lower, keep: os.Getenv("BERTH_E2E_KEEP") == "1"}}
 	t.Cleanup(h.cleanup)
 	if err := h.prepare(); err != nil {
 		t.Fatal(err)

@@ -14,7 +14,7 @@ import (
 )
 
 func newComposeConvertCmd(env Env, g *Globals, cf *composeFlags) *cobra.Command {
-	var out string
+	var out, format string
 	opts := compose.ConvertOptions{}
 	cmd := &cobra.Command{
 		Use:   "convert",
@@ -51,13 +51,20 @@ are errors naming file:line, and nothing is written.`,
 				return err
 			}
 			if out == "" {
-				return compose.WriteListing(env.Stdout, res.Files)
+				switch format {
+				case "text":
+					return compose.WriteListing(env.Stdout, res.Files)
+				case "json":
+					return compose.WriteListingJSON(env.Stdout, res.Files)
+				}
+				return fmt.Errorf("convert compose project: unknown format %q (want text or json)", format)
 			}
 			return compose.WriteTree(out, res.Files, compose.TreeOptions{})
 		},
 	}
 	f := cmd.Flags()
 	f.StringVarP(&out, "output", "o", "", "write the files under this directory instead of listing them")
+	f.StringVar(&format, "format", "text", "listing format: text or json")
 	f.StringVar(&opts.Berth, "berth-binary", "", "path of berth the units run for helper commands (default /usr/local/bin/berth)")
 	f.StringVar(&opts.Init, "init-binary", "", "host path of berth-init (default /usr/local/lib/berth/berth-init)")
 	return cmd

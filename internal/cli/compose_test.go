@@ -8,6 +8,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/berth-sh/berth/internal/store"
 )
 
 func runCompose(t *testing.T, args ...string) (stdout, stderr string, code int) {
@@ -92,6 +97,14 @@ func TestComposeConvert(t *testing.T) {
 			t.Errorf("listing lacks %q", want)
 		}
 	}
+	js, _, code := runCompose(t, "--root", "/srv/berth", "compose", "--project-directory", dir, "convert", "--format", "json")
+	var entries []struct{ Path, Kind, Content string }
+	if err := json.Unmarshal([]byte(js), &entries); code != 0 || err != nil || len(entries) == 0 {
+		t.Errorf("convert --format json: exit %d, %v", code, err)
+	}
+	if strings.Contains(js, "TOP-SECRET-VALUE") {
+		t.Errorf("the JSON listing prints a secret")
+	}
 	again, _, _ := runCompose(t, "--root", "/srv/berth", "compose", "--project-directory", dir, "convert")
 	if again != listing {
 		t.Errorf("two conversions differ")
@@ -139,5 +152,52 @@ func TestComposeConvertUnsupported(t *testing.T) {
 	want := filepath.Join(dir, "compose.yaml") + ":3: error: services.web.build: build: is not supported yet (berth cannot build images); set image:"
 	if !strings.Contains(errOut, want) {
 		t.Errorf("stderr lacks %q:\n%s", want, errOut)
+	}
+}
+
+// TestComposeConvertUsesPulledImages checks convert reads image configs
+// from berth's store: the image's Cmd and HEALTHCHECK reach the units.
+func TestComposeConvertUsesPulledImages(t *testing.T) {
+	root := t.TempDir()
+	s, err := store.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := v1.ConfigFile{Config: v1.Config{
+		Cmd:         []string{"/usr/sbin/exampled", "--foreground"},
+		Healthcheck: &v1.HealthConfig{Test: []string{"CMD", "/usr/bin/probe"}, Interval: 7 * time.Second},
+	}}
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _, err := v1.SHA256(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutBlob(d, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveRecord(&store.Record{Name: "pulled", Reference: "docker.io/example/daemon:1", Digest: d, Manifest: d, Config: d}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	yml := "name: img\nservices:\n  d:\n    image: example/daemon:1\n  user:\n    image: example/daemon:1\n    depends_on:\n      d:\n        condition: service_healthy\n"
+	if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := runCompose(t, "--root", root, "compose", "--project-directory", dir, "convert")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{
+		`"--" "/usr/sbin/exampled" "--foreground"`,
+		`"--interval" "7s"`,
+		`"--" "/usr/bin/probe"`,
+		"Requires=berth-img-d-1_health.service",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("listing lacks %s", want)
+		}
 	}
 }

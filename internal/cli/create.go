@@ -35,7 +35,7 @@ Start the machine with ` + "`berth start NAME`" + `.`,
 			if err := machine.ValidateName(name); err != nil {
 				return err
 			}
-			h := newHost(g)
+			h := machineHost(env, g)
 			s, err := mf.spec(cmd, env, g, name, image, filepath.Join(g.MachinesDir, name), args[2:])
 			if err != nil {
 				return fmt.Errorf("create %s: %w", name, err)

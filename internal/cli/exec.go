@@ -15,7 +15,7 @@ func newExecCmd(env Env, g *Globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.TTY = isTTY(env.Stdin) && isTTY(env.Stdout)
 			o.Stdin, o.Stdout, o.Stderr = env.Stdin, env.Stdout, env.Stderr
-			code, err := newHost(g).Exec(cmd.Context(), args[0], args[1:], o)
+			code, err := machineHost(env, g).Exec(cmd.Context(), args[0], args[1:], o)
 			if err != nil {
 				return err
 			}

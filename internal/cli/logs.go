@@ -11,7 +11,7 @@ func newLogsCmd(env Env, g *Globals) *cobra.Command {
 		Short: "Show a machine's output from the journal",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return newHost(g).Logs(cmd.Context(), args[0], follow, env.Stdout)
+			return machineHost(env, g).Logs(cmd.Context(), args[0], follow, env.Stdout)
 		},
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new output")

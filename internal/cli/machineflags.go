@@ -14,9 +14,14 @@ import (
 	"github.com/berth-sh/berth/internal/store"
 )
 
-// newHost is the system the machine verbs drive. Tests replace it to point
-// at temporary directories and a machine.RecordingRunner.
-var newHost = func(g *Globals) machine.Host { return machine.NewHost(g.Root, g.MachinesDir) }
+// machineHost is the system the machine verbs drive: env.Machines's, or
+// the real one.
+func machineHost(env Env, g *Globals) machine.Host {
+	if env.Machines != nil {
+		return env.Machines(g.Root, g.MachinesDir)
+	}
+	return machine.NewHost(g.Root, g.MachinesDir)
+}
 
 // machineFlags are the docker-run-style flags shared by create and run.
 type machineFlags struct {

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"bytes"
+	"context"
 	"io"
 	"log"
 	"net/http/httptest"
@@ -16,28 +18,57 @@ import (
 	"github.com/berth-sh/berth/internal/machine"
 )
 
-// fakeHost points the machine verbs at temporary directories and a
-// recording runner that plays systemd.
-func fakeHost(t *testing.T, dirs map[string]string, booted bool) *machine.RecordingRunner {
+// fakeSystem is what the machine verbs drive in these tests: temporary
+// directories, and a recording runner that plays systemd.
+type fakeSystem struct {
+	*machine.RecordingRunner
+	dirs   map[string]string // berth's environment
+	etc    string            // stands in for / of /etc/systemd and /run/systemd
+	booted bool
+	// realCommands runs commands for real instead of recording them.
+	realCommands bool
+}
+
+func fakeHost(t *testing.T, dirs map[string]string, booted bool) *fakeSystem {
 	t.Helper()
-	d := t.TempDir()
-	rr := &machine.RecordingRunner{Results: map[string]machine.Result{}}
-	old := newHost
-	newHost = func(g *Globals) machine.Host {
-		return machine.Host{
-			Runner:           rr,
-			SystemdBooted:    booted,
-			NspawnDir:        filepath.Join(d, "etc/systemd/nspawn"),
-			RuntimeNspawnDir: filepath.Join(d, "run/systemd/nspawn"),
-			UnitDir:          filepath.Join(d, "etc/systemd/system"),
-			StateDir:         filepath.Join(g.Root, "units"),
-			MachinesDir:      g.MachinesDir,
-			Now:              func() time.Time { return time.Unix(0, 0) },
-		}
+	return &fakeSystem{
+		RecordingRunner: &machine.RecordingRunner{Results: map[string]machine.Result{}},
+		dirs:            dirs,
+		etc:             t.TempDir(),
+		booted:          booted,
 	}
-	t.Cleanup(func() { newHost = old })
-	dirs["FAKE_ETC"] = d
-	return rr
+}
+
+func (f *fakeSystem) host(root, machinesDir string) machine.Host {
+	var r machine.Runner = f.RecordingRunner
+	if f.realCommands {
+		r = machine.ExecRunner{}
+	}
+	return machine.Host{
+		Runner:           r,
+		SystemdBooted:    f.booted,
+		NspawnDir:        filepath.Join(f.etc, "etc/systemd/nspawn"),
+		RuntimeNspawnDir: filepath.Join(f.etc, "run/systemd/nspawn"),
+		UnitDir:          filepath.Join(f.etc, "etc/systemd/system"),
+		StateDir:         filepath.Join(root, "units"),
+		MachinesDir:      machinesDir,
+		Now:              func() time.Time { return time.Unix(0, 0) },
+	}
+}
+
+// berth runs the CLI against the fake system.
+func (f *fakeSystem) berth(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = Main(context.Background(), Env{
+		Args:     args,
+		Stdin:    strings.NewReader(""),
+		Stdout:   &out,
+		Stderr:   &errb,
+		Getenv:   func(k string) string { return f.dirs[k] },
+		Machines: f.host,
+	})
+	return out.String(), errb.String(), code
 }
 
 // pulledImage pulls a tiny image into fresh berth directories.
@@ -74,12 +105,12 @@ func writeFakeBusybox(t *testing.T) string {
 
 func TestCreateDryRunAndOutput(t *testing.T) {
 	dirs := pulledImage(t, v1.Config{Entrypoint: []string{"/bin/app"}, Cmd: []string{"--serve"}, Env: []string{"PATH=/bin"}})
-	fakeHost(t, dirs, true)
-	out, errOut, code := runBerth(t, dirs, "create", "--dry-run", "--network=zone:proj", "-p", "8080:80", "--restart=always", "--cpus=1.5", "--memory=1G", "-e", "GREETING=50% off", "web", "app", "--port", "80")
+	fs := fakeHost(t, dirs, true)
+	out, errOut, code := fs.berth(t, "create", "--dry-run", "--network=zone:proj", "-p", "8080:80", "--restart=always", "--cpus=1.5", "--memory=1G", "-e", "GREETING=50% off", "web", "app", "--port", "80")
 	if code != 0 {
 		t.Fatalf("create --dry-run: %d %s", code, errOut)
 	}
-	etc := dirs["FAKE_ETC"]
+	etc := fs.etc
 	for _, want := range []string{
 		"# " + etc + "/etc/systemd/nspawn/web.nspawn\n",
 		`Parameters="/.berth/init" "--" "/bin/app" "--port" "80"` + "\n",
@@ -98,7 +129,7 @@ func TestCreateDryRunAndOutput(t *testing.T) {
 	}
 
 	outDir := t.TempDir()
-	if _, errOut, code := runBerth(t, dirs, "create", "--output", outDir, "web", "app"); code != 0 {
+	if _, errOut, code := fs.berth(t, "create", "--output", outDir, "web", "app"); code != 0 {
 		t.Fatalf("create --output: %d %s", code, errOut)
 	}
 	for _, f := range []string{"web.nspawn", "berth-web.service"} {
@@ -117,7 +148,7 @@ func TestCreateDryRunAndOutput(t *testing.T) {
 		{"create", "--dry-run", "Bad_Name", "app"},
 		{"create", "--dry-run", "web", "missing"},
 	} {
-		if out, errOut, code := runBerth(t, dirs, bad...); code == 0 || out != "" || errOut == "" {
+		if out, errOut, code := fs.berth(t, bad...); code == 0 || out != "" || errOut == "" {
 			t.Errorf("%q: code %d stdout %q stderr %q", bad, code, out, errOut)
 		}
 	}
@@ -127,11 +158,11 @@ func TestLifecycleCommands(t *testing.T) {
 	dirs := pulledImage(t, v1.Config{Cmd: []string{"/bin/app"}, User: "app"})
 	rr := fakeHost(t, dirs, true)
 	machines := dirs["BERTH_MACHINES_DIR"]
-	etc := dirs["FAKE_ETC"]
+	etc := rr.etc
 
 	run := func(args ...string) string {
 		t.Helper()
-		out, errOut, code := runBerth(t, dirs, args...)
+		out, errOut, code := rr.berth(t, args...)
 		if code != 0 {
 			t.Fatalf("berth %q: code %d stderr %q", args, code, errOut)
 		}
@@ -155,10 +186,10 @@ func TestLifecycleCommands(t *testing.T) {
 	}
 	run("logs", "-f", "app")
 	run("exec", "app", "/bin/sh", "-c", "echo hi")
-	if _, _, code := runBerth(t, dirs, "exec", "--user", "root", "app", "/bin/false"); code != 9 {
+	if _, _, code := rr.berth(t, "exec", "--user", "root", "app", "/bin/false"); code != 9 {
 		t.Errorf("exec exit code %d, want 9", code)
 	}
-	if _, errOut, code := runBerth(t, dirs, "rm", "app"); code == 0 || !strings.Contains(errOut, "running") {
+	if _, errOut, code := rr.berth(t, "rm", "app"); code == 0 || !strings.Contains(errOut, "running") {
 		t.Errorf("rm of a running machine: code %d stderr %q", code, errOut)
 	}
 	run("rm", "--force", "app")
@@ -196,30 +227,24 @@ func TestLifecycleCommands(t *testing.T) {
 
 func TestCreateClonesAndRemoves(t *testing.T) {
 	dirs := pulledImage(t, v1.Config{Cmd: []string{"/bin/app"}})
-	fakeHost(t, dirs, false)
+	fs := fakeHost(t, dirs, false)
 	// The copy of the root filesystem runs for real.
-	old := newHost
-	newHost = func(g *Globals) machine.Host {
-		h := old(g)
-		h.Runner = machine.ExecRunner{}
-		return h
-	}
-	t.Cleanup(func() { newHost = old })
-	if _, errOut, code := runBerth(t, dirs, "create", "web-1", "app"); code != 0 {
+	fs.realCommands = true
+	if _, errOut, code := fs.berth(t, "create", "web-1", "app"); code != 0 {
 		t.Fatalf("create: %d %s", code, errOut)
 	}
 	clone := filepath.Join(dirs["BERTH_MACHINES_DIR"], "web-1")
 	if _, err := os.Stat(filepath.Join(clone, "bin", "busybox")); err != nil {
 		t.Fatalf("no cloned root filesystem: %v", err)
 	}
-	if _, errOut, code := runBerth(t, dirs, "create", "web-1", "app"); code == 0 || !strings.Contains(errOut, "exists") {
+	if _, errOut, code := fs.berth(t, "create", "web-1", "app"); code == 0 || !strings.Contains(errOut, "exists") {
 		t.Errorf("second create: code %d stderr %q", code, errOut)
 	}
 	// Without systemd, lifecycle verbs say so.
-	if _, errOut, code := runBerth(t, dirs, "start", "web-1"); code == 0 || !strings.Contains(errOut, "PID 1") {
+	if _, errOut, code := fs.berth(t, "start", "web-1"); code == 0 || !strings.Contains(errOut, "PID 1") {
 		t.Errorf("start without systemd: code %d stderr %q", code, errOut)
 	}
-	if _, errOut, code := runBerth(t, dirs, "rm", "web-1"); code != 0 {
+	if _, errOut, code := fs.berth(t, "rm", "web-1"); code != 0 {
 		t.Fatalf("rm: %d %s", code, errOut)
 	}
 	if _, err := os.Stat(clone); err == nil {

@@ -15,7 +15,7 @@ func newPsCmd(env Env, g *Globals) *cobra.Command {
 		Short: "List the machines berth created and their state",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			list, err := newHost(g).List(cmd.Context())
+			list, err := machineHost(env, g).List(cmd.Context())
 			if err != nil {
 				return err
 			}

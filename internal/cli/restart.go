@@ -10,7 +10,7 @@ func newRestartCmd(env Env, g *Globals) *cobra.Command {
 		Short: "Restart machines",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			h := newHost(g)
+			h := machineHost(env, g)
 			for _, n := range args {
 				if err := h.Restart(cmd.Context(), n); err != nil {
 					return err

@@ -16,7 +16,7 @@ file, berth's record and, if create copied the image, the machine's root
 filesystem. The pulled image itself stays (remove it with ` + "`berth rmi`" + `).`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			h := newHost(g)
+			h := machineHost(env, g)
 			for _, n := range args {
 				if err := h.Remove(cmd.Context(), n, force); err != nil {
 					return err

@@ -10,6 +10,8 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/berth-sh/berth/internal/machine"
 )
 
 // Env is the process environment the CLI runs in. Passing it in keeps every
@@ -20,6 +22,11 @@ type Env struct {
 	Stdout io.Writer
 	Stderr io.Writer
 	Getenv func(string) string
+	// Machines returns the system the machine verbs drive, given berth's
+	// state directory and machines directory; nil means the real one
+	// (machine.NewHost). Tests point it at temporary directories and a
+	// machine.RecordingRunner.
+	Machines func(root, machinesDir string) machine.Host
 }
 
 // Globals are the settings shared by all verbs.

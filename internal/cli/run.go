@@ -50,7 +50,7 @@ process tree).`,
 				return fmt.Errorf("run %s: %w", image, err)
 			}
 			s.Ephemeral = rm
-			h := newHost(g)
+			h := machineHost(env, g)
 			code, err := h.Run(cmd.Context(), s, machine.RunOptions{
 				Interactive:   isTTY(env.Stdin) && isTTY(env.Stdout),
 				StdinTerminal: isTTY(env.Stdin),

@@ -154,6 +154,9 @@ func TestRunForeground(t *testing.T) {
 		{"env from berth", []string{"-e", "GREET", "-e", "UNSET_BERTH_TEST_VAR", "bb", "sh", "-c", `echo "$GREET|${UNSET_BERTH_TEST_VAR-unset}"`}, "hi from berth's env|unset\n", 0},
 		{"bind read-only", []string{"-v", shared + ":/mnt/x:ro", "bb", "sh", "-c", "cat /mnt/x/in; echo; touch /mnt/x/new 2>/dev/null || echo read-only"}, "from host\nread-only\n", 0},
 		{"bind not idmapped", []string{"-v", shared + ":/mnt/x:rw,noidmap", "bb", "sh", "-c", "stat -c %u /mnt/x/in"}, "65534\n", 0},
+		// A .nspawn file cannot hold these newlines; berth-init gets
+		// them as JSON.
+		{"newlines", []string{"-e", "A=a\nb", "bb", "sh", "-c", "printf '%s|' \"$A\"\nprintf end"}, "a\nb|end", 0},
 		{"bind idmapped", []string{"-v", shared + ":/mnt/y", "bb", "sh", "-c", "echo made > /mnt/y/out && stat -c %u /mnt/y/out"}, "0\n", 0},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -193,9 +196,6 @@ func TestRunForeground(t *testing.T) {
 	// Errors are berth's, on stderr, with a non-zero code.
 	if out, errOut, code := runBerth(t, dirs, "run", "--rm", "nosuch"); code == 0 || out != "" || !strings.Contains(errOut, "nosuch") {
 		t.Errorf("unknown image: code %d stdout %q stderr %q", code, out, errOut)
-	}
-	if _, errOut, code := runBerth(t, dirs, "run", "--rm", "-e", "A=a\nb", "bb", "true"); code == 0 || !strings.Contains(errOut, "newline") {
-		t.Errorf("newline in env: code %d stderr %q", code, errOut)
 	}
 }
 

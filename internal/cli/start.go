@@ -10,7 +10,7 @@ func newStartCmd(env Env, g *Globals) *cobra.Command {
 		Short: "Start machines (systemctl start berth-NAME.service)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			h := newHost(g)
+			h := machineHost(env, g)
 			for _, n := range args {
 				if err := h.Start(cmd.Context(), n); err != nil {
 					return err

@@ -10,7 +10,7 @@ func newStopCmd(env Env, g *Globals) *cobra.Command {
 		Short: "Stop machines: the command gets its stop signal, then SIGKILL after the unit's timeout",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			h := newHost(g)
+			h := machineHost(env, g)
 			for _, n := range args {
 				if err := h.Stop(cmd.Context(), n); err != nil {
 					return err

@@ -66,8 +66,14 @@ type File struct {
 	// Path is absolute on the target host.
 	Path string
 	Mode fs.FileMode
-	// Dir asks for a directory (with Mode) instead of a file.
-	Dir  bool
+	// Dir asks for a directory (with Mode) instead of a file, created
+	// only when missing; an existing one is never changed.
+	Dir bool
+	// SeedFrom, for a Dir, is a directory in a machine's root filesystem
+	// whose content fills the new directory when it is created (a new
+	// volume gets the image's files, as under docker). It comes from an
+	// image: copy through securejoin.
+	SeedFrom string
 	Data []byte
 	// CopyFrom is a host file whose content is installed at Path (secrets
 	// and configs with file:). The conversion never reads it.

@@ -131,6 +131,18 @@ var validationRE = regexp.MustCompile(`^validating (.+?): ([A-Za-z0-9_.\-]+) (.*
 // additionalRE finds the offending key of an "additional properties" error.
 var additionalRE = regexp.MustCompile(`[Aa]dditional propert(?:y|ies) '?([^' ]+)'? `)
 
+// pathErrors are compose-go's semantic errors that name a key without a
+// file: each maps to the key path to locate.
+var pathErrors = []struct {
+	re   *regexp.Regexp
+	path func(m []string) []string
+}{
+	{regexp.MustCompile(`^service "([^"]+)" depends on undefined service "?([^" :]+)"?`), func(m []string) []string { return []string{"services", m[1], "depends_on", m[2]} }},
+	{regexp.MustCompile(`^service "([^"]+)" refers to undefined network "?([^" :]+)"?`), func(m []string) []string { return []string{"services", m[1], "networks", m[2]} }},
+	{regexp.MustCompile(`^service "([^"]+)" refers to undefined (volume|secret|config) "?([^" :]+)"?`), func(m []string) []string { return []string{"services", m[1], m[2] + "s"} }},
+	{regexp.MustCompile(`^error while interpolating ([A-Za-z0-9_.\-]+):`), func(m []string) []string { return strings.Split(m[1], ".") }},
+}
+
 // LocatedError is a load error with the file:line compose-go did not give.
 type LocatedError struct {
 	Loc     Location
@@ -140,6 +152,9 @@ type LocatedError struct {
 }
 
 func (e *LocatedError) Error() string {
+	if strings.Contains(e.Msg, e.KeyPath) || strings.HasPrefix(e.Msg, "service ") {
+		return fmt.Sprintf("%s: %s", e.Loc, e.Msg)
+	}
 	return fmt.Sprintf("%s: %s %s", e.Loc, e.KeyPath, e.Msg)
 }
 
@@ -148,7 +163,28 @@ func (e *LocatedError) Unwrap() error { return e.Err }
 // locateError rewrites a compose-go schema error into one naming file:line.
 // Errors it does not recognize are returned unchanged.
 func (s *sources) locateError(err error) error {
-	m := validationRE.FindStringSubmatch(err.Error())
+	msg := err.Error()
+	// A file that is not YAML: say which one (compose-go does not).
+	for _, f := range s.files {
+		b, rerr := os.ReadFile(f.path)
+		if rerr != nil {
+			continue
+		}
+		var n yaml.Node
+		if yaml.Unmarshal(b, &n) != nil {
+			return fmt.Errorf("%s: %w", f.path, err)
+		}
+	}
+	for _, p := range pathErrors {
+		if m := p.re.FindStringSubmatch(msg); m != nil {
+			path := p.path(m)
+			if loc, _ := s.locate(path...); loc.File != "" {
+				return &LocatedError{Loc: loc, KeyPath: strings.Join(path, "."), Msg: msg, Err: err}
+			}
+			return err
+		}
+	}
+	m := validationRE.FindStringSubmatch(msg)
 	if m == nil {
 		return err
 	}

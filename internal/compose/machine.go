@@ -77,14 +77,14 @@ func (r *renderer) machine(sp *ServicePlan, in *InstancePlan, extra []Mount) (*u
 	}
 	// The image's VOLUMEs not covered by a compose mount get anonymous
 	// per-instance directories, as docker gives them.
-	var anon []string
+	var anon, anonTargets []string
 	for _, v := range spec.Volumes {
 		if covered[v] {
 			continue
 		}
 		src := path.Join(in.StateDir, "anon", hashHex(12, v))
 		spec.Binds = append(spec.Binds, machine.Bind{Source: src, Destination: v})
-		anon = append(anon, src)
+		anon, anonTargets = append(anon, src), append(anonTargets, v)
 	}
 	for _, d := range svc.Devices {
 		if !path.IsAbs(d.Source) || !path.IsAbs(d.Target) {
@@ -117,9 +117,10 @@ func (r *renderer) machine(sp *ServicePlan, in *InstancePlan, extra []Mount) (*u
 	if err != nil {
 		return nil, nil, err
 	}
-	for _, a := range anon {
+	for i, a := range anon {
 		r.dir(path.Dir(a), 0o700)
 		r.dir(a, 0o755)
+		r.seed(a, path.Join(r.opts.MachinesDir, in.Machine, anonTargets[i]))
 	}
 	if err := r.nspawnExtras(sp, in, nspawn, covered); err != nil {
 		return nil, nil, err
@@ -196,21 +197,27 @@ func (r *renderer) nspawnExtras(sp *ServicePlan, in *InstancePlan, f *unit.File,
 		}
 	}
 	exec.Add("Hostname", in.Hostname)
+	// nspawn reads Capability= words without unquoting them, so each
+	// (validated) name goes on a line of its own as plain text.
 	if svc.Privileged {
-		exec.AddWords("Capability", "all")
+		exec.Add("Capability", "all")
 	} else if len(svc.CapAdd) > 0 {
 		caps, err := capNames(svc.CapAdd)
 		if err != nil {
 			return fmt.Errorf("render %s.nspawn: cap_add: %w", in.Machine, err)
 		}
-		exec.AddWords("Capability", caps...)
+		for _, c := range caps {
+			exec.Add("Capability", c)
+		}
 	}
 	if len(svc.CapDrop) > 0 {
 		caps, err := capNames(svc.CapDrop)
 		if err != nil {
 			return fmt.Errorf("render %s.nspawn: cap_drop: %w", in.Machine, err)
 		}
-		exec.AddWords("DropCapability", caps...)
+		for _, c := range caps {
+			exec.Add("DropCapability", c)
+		}
 	}
 	for _, o := range svc.SecurityOpt {
 		if strings.HasPrefix(o, "no-new-privileges") && !strings.HasSuffix(o, "false") {
@@ -239,6 +246,9 @@ func (r *renderer) nspawnExtras(sp *ServicePlan, in *InstancePlan, f *unit.File,
 	if svc.ReadOnly {
 		files.Add("ReadOnly", "yes")
 	}
+	// TemporaryFileSystem= takes its value verbatim (no unquoting), split
+	// at the first ':': the target may not contain one, and neither may
+	// carry blanks or quotes.
 	for _, m := range in.Mounts {
 		if m.Kind != TmpfsMount {
 			continue
@@ -247,13 +257,13 @@ func (r *renderer) nspawnExtras(sp *ServicePlan, in *InstancePlan, f *unit.File,
 		if m.Options != "" {
 			v += ":" + m.Options
 		}
-		if strings.ContainsAny(m.Target, ": \t\"'\\") {
-			return fmt.Errorf("render %s.nspawn: tmpfs target %q contains characters TemporaryFileSystem= cannot carry", in.Machine, m.Target)
+		if strings.ContainsAny(m.Target, ":") || strings.ContainsAny(v, " \t\"'\\") {
+			return fmt.Errorf("render %s.nspawn: tmpfs %q contains characters TemporaryFileSystem= cannot carry", in.Machine, v)
 		}
-		files.AddWords("TemporaryFileSystem", v)
+		files.Add("TemporaryFileSystem", v)
 	}
 	if svc.ShmSize > 0 {
-		files.AddWords("TemporaryFileSystem", "/dev/shm:mode=1777,size="+strconv.FormatInt(int64(svc.ShmSize), 10))
+		files.Add("TemporaryFileSystem", "/dev/shm:mode=1777,size="+strconv.FormatInt(int64(svc.ShmSize), 10))
 	}
 	if sp.NetworkMode == "bridge" {
 		// The machine joins the prepared namespace (a command line

@@ -94,7 +94,9 @@ func HealthUnit(machine string) string { return "berth-" + machine + "_health.se
 func PortUnit(machine, proto string, hostIP string, port uint16) string {
 	ip := ""
 	if hostIP != "" && hostIP != "0.0.0.0" {
-		ip = label(hostIP) + "-"
+		// Dots and colons become dashes one for one, so distinct IPv4
+		// and IPv6 addresses stay distinct ("::1" is "--1").
+		ip = strings.NewReplacer(".", "-", ":", "-").Replace(hostIP) + "-"
 	}
 	return "berth-" + machine + "_port-" + ip + strconv.Itoa(int(port)) + "-" + proto
 }

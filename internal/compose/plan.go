@@ -1,7 +1,6 @@
 package compose
 
 import (
-	"fmt"
 	"math"
 	"net/netip"
 	"path"
@@ -14,6 +13,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/berth-sh/berth/internal/compose/hostnet"
 	"github.com/berth-sh/berth/internal/unit"
 )
 
@@ -117,6 +117,10 @@ type Mount struct {
 	// Create asks `up` to create Source as a directory when missing (named
 	// and anonymous volumes, binds with create_host_path).
 	Create bool
+	// Seed is set for named and anonymous volumes (not nocopy): when `up`
+	// creates Source, it first copies the image's content at Target into
+	// it, as docker fills a new volume.
+	Seed bool
 	// File is set for secrets/configs: Source is written by `up`.
 	File *SecretFile
 }
@@ -600,7 +604,12 @@ func (pl *planner) checkValues(name string, svc *types.ServiceConfig) {
 	for _, k := range sortedKeys(svc.Sysctls) {
 		if !strings.HasPrefix(k, "net.") {
 			pl.f.add(Error, name, []string{"services", name, "sysctls", k}, "sysctl %q is not namespaced per machine; only net.* can be set", k)
+		} else if _, err := hostnet.ParseSysctl(k + "=" + svc.Sysctls[k]); err != nil {
+			pl.f.add(Error, name, []string{"services", name, "sysctls", k}, "%v", err)
 		}
+	}
+	if svc.Hostname != "" && !validHostName(svc.Hostname) {
+		pl.f.svc(Error, name, "hostname", "%q is not a valid host name", svc.Hostname)
 	}
 	drv := svc.LogDriver
 	if svc.Logging != nil && svc.Logging.Driver != "" {
@@ -1003,6 +1012,7 @@ func (pl *planner) planMounts(name string, svc *types.ServiceConfig, in *Instanc
 		case types.VolumeTypeVolume:
 			m.Kind = BindMount
 			m.Create = true
+			m.Seed = v.Volume == nil || !v.Volume.NoCopy
 			if v.Source == "" {
 				// Anonymous volumes belong to the instance.
 				m.Source = path.Join(in.StateDir, "anon", hashHex(12, target))
@@ -1173,9 +1183,4 @@ func (pl *planner) planPorts(name string, svc *types.ServiceConfig, sp *ServiceP
 			pl.f.svc(Error, name, "ports", "host port %d/%s is published twice", in.Ports[i].HostPort, in.Ports[i].Proto)
 		}
 	}
-}
-
-// String renders a short summary used in errors and tests.
-func (ip *InstancePlan) String() string {
-	return fmt.Sprintf("%s(%s)", ip.Machine, ip.Unit)
 }

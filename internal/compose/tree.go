@@ -2,6 +2,7 @@ package compose
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,8 @@ func WriteListing(w io.Writer, files []File) error {
 	var b bytes.Buffer
 	for _, f := range files {
 		switch {
+		case f.Dir && f.SeedFrom != "":
+			fmt.Fprintf(&b, "==> %s/ (directory %04o, new: filled from %s) <==\n", f.Path, f.Mode.Perm(), f.SeedFrom)
 		case f.Dir:
 			fmt.Fprintf(&b, "==> %s/ (directory %04o) <==\n", f.Path, f.Mode.Perm())
 		case f.Secret:
@@ -66,9 +69,18 @@ func WriteTree(dir string, files []File, o TreeOptions) error {
 	for _, f := range files {
 		dst := filepath.Join(dir, filepath.FromSlash(f.Path))
 		if f.Dir {
-			if err := os.MkdirAll(dst, 0o755); err != nil {
+			// Create if missing; an existing directory (a user's bind
+			// source, a volume with data) is never changed.
+			if _, err := os.Lstat(dst); err == nil {
+				continue
+			}
+			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 				return fmt.Errorf("write directory %s: %w", dst, err)
 			}
+			if err := os.Mkdir(dst, f.Mode); err != nil {
+				return fmt.Errorf("write directory %s: %w", dst, err)
+			}
+			// Mkdir applies the umask; the mode is part of the plan.
 			if err := os.Chmod(dst, f.Mode); err != nil {
 				return fmt.Errorf("write directory %s: %w", dst, err)
 			}
@@ -142,4 +154,41 @@ func writeAtomic(dst string, data []byte, mode fs.FileMode) (err error) {
 		return fmt.Errorf("write %s: %w", dst, err)
 	}
 	return nil
+}
+
+// WriteListingJSON prints files as a JSON array: path, mode (octal
+// string), kind (file, directory, secret) and content for plain files.
+// Secret contents are never included.
+func WriteListingJSON(w io.Writer, files []File) error {
+	type entry struct {
+		Path     string `json:"path"`
+		Mode     string `json:"mode"`
+		Kind     string `json:"kind"`
+		Content  string `json:"content,omitempty"`
+		CopyFrom string `json:"copy_from,omitempty"`
+		Owner    string `json:"owner,omitempty"`
+		SeedFrom string `json:"seed_from,omitempty"`
+	}
+	out := make([]entry, 0, len(files))
+	for _, f := range files {
+		e := entry{Path: f.Path, Mode: fmt.Sprintf("%04o", f.Mode.Perm()), Kind: "file"}
+		switch {
+		case f.Dir:
+			e.Kind, e.SeedFrom = "directory", f.SeedFrom
+		case f.Secret:
+			e.Kind, e.CopyFrom = "secret", f.CopyFrom
+			if f.UID != "" || f.GID != "" {
+				e.Owner = orDefault(f.UID, "0") + ":" + orDefault(f.GID, "0")
+			}
+		default:
+			e.Content = string(f.Data)
+		}
+		out = append(out, e)
+	}
+	b, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
 }

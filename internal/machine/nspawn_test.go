@@ -70,16 +70,38 @@ func TestNspawnRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	for _, tc := range []struct {
+		name              string
+		moreArgs, moreEnv []string
+	}{
+		{"plain", nil, nil},
+		// Characters a .nspawn file cannot carry: berth-init gets
+		// the command and these variables as JSON.
+		{"json", []string{"line1\nline2", "cr\rdel\x7f", "#!/bin/sh\necho hi\n"}, []string{"PEM=-----BEGIN-----\nabc\n-----END-----\n", "A=replaced\n"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			nspawnRoundTrip(t, nspawn, root, initBin, binds, read, tc.moreArgs, tc.moreEnv)
+		})
+	}
+}
+
+// nspawnRoundTrip runs printargs with hostile arguments and environment
+// (plus more) through a rendered settings file and checks what arrived.
+func nspawnRoundTrip(t *testing.T, nspawn, root, initBin string, binds []Bind, read, moreArgs, moreEnv []string) {
 	args := []string{"%s|", "-rf", "@x", "$$", "${HOME}", "$(id)", `a"b`, `c\d`, "", ";", `e\`, "ünïcödé ✓", "tab\there", "'", `"`, "  lead and trail  ", "#not a comment", "[Section]"}
-	args = append(args, randomWords(300)...)
+	args = append(append(args, randomWords(300)...), moreArgs...)
+	env, err := MergeEnv(append([]string{"PATH=/bin", `A=100% $HOME ${X} "q" 'q' \ \\ trailing\`, "B=  spaced  ", "C=x=y", "D=", "E=tab\tx"}, randomEnv(100)...), moreEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := ImageConfig{
 		Entrypoint: []string{"/bin/printargs"},
 		Cmd:        args,
-		Env:        append([]string{"PATH=/bin", `A=100% $HOME ${X} "q" 'q' \ \\ trailing\`, "B=  spaced  ", "C=x=y", "D=", "E=tab\tx"}, randomEnv(100)...),
+		Env:        env,
 		WorkingDir: "/srv/my dir/%i $x \"q\"",
 		User:       "1000:1000",
 	}
-	name := "berth-rt-" + strconv.Itoa(os.Getpid())
+	name := "berth-rt-" + strconv.Itoa(os.Getpid()) + "-" + strconv.Itoa(len(moreArgs))
 	spec, err := SpecFromImage(name, root, cfg, Overrides{})
 	if err != nil {
 		t.Fatal(err)

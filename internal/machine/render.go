@@ -1,6 +1,7 @@
 package machine
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -33,6 +34,55 @@ func InitArgv(s *Spec) []string {
 	return append(argv, s.Argv...)
 }
 
+// needsJSON says whether w has a character that a .nspawn file cannot
+// carry: nspawn reads Parameters= and Environment= without C escapes, so a
+// control character other than tab (a newline in a shell script, a PEM key
+// in a variable) has no spelling there.
+func needsJSON(w string) bool {
+	return strings.IndexFunc(w, func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }) >= 0
+}
+
+// jsonWord encodes v as JSON with every control character escaped, so the
+// result is one word nspawn can carry and berth-init can decode exactly.
+func jsonWord(v any) string {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // "<" is fine in a .nspawn file; keep it readable
+	_ = enc.Encode(v)        // a []string always encodes
+	// encoding/json leaves DEL as is; it is a control character too.
+	return strings.ReplaceAll(strings.TrimSuffix(b.String(), "\n"), "\x7f", `\u007f`)
+}
+
+// settingsInitArgv is InitArgv as written to NAME.nspawn: a command or
+// environment with characters the file cannot carry goes to berth-init as
+// JSON (--argv-json, --env-json) instead, and only then, so that ordinary
+// settings stay readable.
+func settingsInitArgv(s *Spec) []string {
+	argv := InitArgv(s)
+	var env []string
+	for _, kv := range s.Env {
+		if needsJSON(kv) {
+			env = append(env, kv)
+		}
+	}
+	encodeArgv := false
+	for _, a := range s.Argv {
+		encodeArgv = encodeArgv || needsJSON(a)
+	}
+	if env == nil && !encodeArgv {
+		return argv
+	}
+	opts := argv[:len(argv)-len(s.Argv)-1] // up to, without, "--"
+	out := append([]string{}, opts...)
+	if env != nil {
+		out = append(out, "--env-json", jsonWord(env))
+	}
+	if encodeArgv {
+		return append(out, "--argv-json", jsonWord(s.Argv))
+	}
+	return append(append(out, "--"), s.Argv...)
+}
+
 // RenderNspawn renders the machine's settings file, NAME.nspawn. It must be
 // installed in NspawnDir or RuntimeNspawnDir: nspawn ignores the privileged
 // settings (Bind=, Port=, PrivateUsers=, ...) anywhere else.
@@ -55,14 +105,16 @@ func RenderNspawn(s *Spec) (*unit.File, error) {
 		// Boot= must be written even when "no": nspawn only takes
 		// Parameters= from a file that sets the start mode.
 		exec.Add("Boot", "no")
-		exec.AddCommand("Parameters", "", InitArgv(s)...)
+		exec.AddCommand("Parameters", "", settingsInitArgv(s)...)
 		sig, _ := SignalName(s.StopSignal) // checked by Validate
 		// nspawn sends KillSignal= to PID 1 (berth-init), which forwards
 		// it to the command; without it nspawn would SIGKILL.
 		exec.Add("KillSignal", sig)
 	}
 	for _, kv := range s.Env {
-		exec.AddEnv("Environment", kv)
+		if s.Boot || !needsJSON(kv) {
+			exec.AddEnv("Environment", kv)
+		}
 	}
 	pu := s.PrivateUsers
 	if pu == "" {

@@ -31,7 +31,7 @@ import (
 
 // tarOf builds an uncompressed tar of regular files (path -> content).
 // Parent directories are created implicitly by the applier.
-func tarOf(t *testing.T, files ...string) []byte {
+func tarOf(t testing.TB, files ...string) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -58,7 +58,7 @@ func tarOf(t *testing.T, files ...string) []byte {
 
 // layerOf makes a layer from an uncompressed tar with compression c
 // ("gzip", "zstd" or "none").
-func layerOf(t *testing.T, tarball_ []byte, c string) v1.Layer {
+func layerOf(t testing.TB, tarball_ []byte, c string) v1.Layer {
 	t.Helper()
 	if c == "none" {
 		return static.NewLayer(tarball_, types.OCIUncompressedLayer)
@@ -76,7 +76,7 @@ func layerOf(t *testing.T, tarball_ []byte, c string) v1.Layer {
 }
 
 // imageOf builds an image for platform (os/arch[/variant]) from layers.
-func imageOf(t *testing.T, platform string, layers ...v1.Layer) v1.Image {
+func imageOf(t testing.TB, platform string, layers ...v1.Layer) v1.Image {
 	t.Helper()
 	img, err := mutate.AppendLayers(empty.Image, layers...)
 	if err != nil {
@@ -113,7 +113,7 @@ type testRegistry struct {
 	intercept func(w http.ResponseWriter, r *http.Request) bool
 }
 
-func newTestRegistry(t *testing.T) *testRegistry {
+func newTestRegistry(t testing.TB) *testRegistry {
 	t.Helper()
 	tr := &testRegistry{}
 	reg := registry.New(registry.Logger(discardLogger()))
@@ -156,7 +156,7 @@ func (tr *testRegistry) setIntercept(f func(w http.ResponseWriter, r *http.Reque
 }
 
 // push writes img to repo:tag on the registry and returns the reference.
-func (tr *testRegistry) push(t *testing.T, repoTag string, img v1.Image) string {
+func (tr *testRegistry) push(t testing.TB, repoTag string, img v1.Image) string {
 	t.Helper()
 	ref := tr.host + "/" + repoTag
 	r, err := name.ParseReference(ref)

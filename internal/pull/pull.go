@@ -420,6 +420,9 @@ func install(ctx context.Context, st *store.Store, img v1.Image, mdesc v1.Descri
 		return nil, err
 	}
 
+	if m.Config.Size > maxConfigSize {
+		return nil, fmt.Errorf("image config %s is %d bytes, more than berth accepts (%d)", m.Config.Digest, m.Config.Size, maxConfigSize)
+	}
 	rawConfig, err := fetchConfig(st, img, m.Config.Digest)
 	if err != nil {
 		return nil, err
@@ -432,6 +435,10 @@ func install(ctx context.Context, st *store.Store, img v1.Image, mdesc v1.Descri
 		return nil, fmt.Errorf("parse config %s: %w", m.Config.Digest, err)
 	}
 	platform := v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}
+	if platform.Variant == "" && mdesc.Platform != nil && mdesc.Platform.Architecture == platform.Architecture {
+		// Many configs omit the variant the index states (arm/v7).
+		platform.Variant = mdesc.Platform.Variant
+	}
 	if top.image != nil && o.Platform != nil && !platformMatches(want, platform) {
 		return nil, fmt.Errorf("image is for %s, not the requested %s", platform.String(), want.String())
 	}
@@ -491,6 +498,10 @@ func install(ctx context.Context, st *store.Store, img v1.Image, mdesc v1.Descri
 	res.Record = rec
 	return res, nil
 }
+
+// maxConfigSize bounds the image config, which is read into memory. Real
+// configs are a few KiB; history-heavy ones reach a few hundred.
+const maxConfigSize = 8 << 20
 
 func isLayer(mt types.MediaType) bool {
 	switch mt {

@@ -500,3 +500,32 @@ func TestDockerManifestList(t *testing.T) {
 		t.Errorf("manifest media type %s", res.Record.ManifestMediaType)
 	}
 }
+
+func TestLinesProgress(t *testing.T) {
+	reg := newTestRegistry(t)
+	l1, l2 := layerOf(t, tarOf(t, "a", "1"), "gzip"), layerOf(t, tarOf(t, "b", "2"), "gzip")
+	ref := reg.push(t, "app:1", imageOf(t, "linux/amd64", l1))
+	e := newEnv(t)
+	e.pull(t, ref)
+	ref2 := reg.push(t, "app:2", imageOf(t, "linux/amd64", l1, l2))
+
+	var buf strings.Builder
+	rep := NewReporter(&buf) // not a terminal: plain lines
+	if _, ok := rep.(*Lines); !ok {
+		t.Fatalf("NewReporter(buffer) = %T, want *Lines", rep)
+	}
+	e.pull(t, ref2, func(o *Options) { o.Progress = rep })
+	rep.Close()
+	d1, _ := l1.Digest()
+	d2, _ := l2.Digest()
+	for _, want := range []string{
+		ref2 + ": sha256:",
+		"layer " + ShortDigest(d1) + ": already present",
+		"layer " + ShortDigest(d2) + ": downloaded",
+		"installed app from " + ref2 + ": 2 layers",
+	} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("progress lacks %q:\n%s", want, buf.String())
+		}
+	}
+}
