@@ -69,6 +69,7 @@ func TestMachines(t *testing.T) {
 	scenario(t, h, "run", testRun)
 	scenario(t, h, "distroless", testDistroless)
 	scenario(t, h, "service lifecycle", testServiceLifecycle)
+	scenario(t, h, "stop timeout", testStopTimeout)
 	scenario(t, h, "restart policy", testRestartPolicy)
 	scenario(t, h, "user namespace", testUserNamespace)
 	scenario(t, h, "hostile values", func(t *testing.T, h *testhost.Host) { testHostileValues(t, h, reg) })
@@ -94,10 +95,18 @@ func pushMachineImages(t *testing.T, reg *testhost.Registry) machineImages {
 	t.Helper()
 	bb := testhost.BusyboxImage(t)
 	reg.PushImage("e2e/busybox:1", bb)
-	reg.PushImage("e2e/svc:1", withConfig(t, bb, func(c *v1.Config) {
+	// The service keeps its data in an anonymous volume, seeded from
+	// the image.
+	svc, err := mutate.AppendLayers(bb, tarLayer(t,
+		tarFile{name: "data/", mode: 0o755}, tarFile{name: "data/seed", mode: 0o644, data: []byte("seeded\n")}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.PushImage("e2e/svc:1", withConfig(t, svc, func(c *v1.Config) {
 		c.Entrypoint = []string{"/bin/sh", "-c"}
 		c.Cmd = []string{svcScript}
 		c.StopSignal = "SIGUSR2"
+		c.Volumes = map[string]struct{}{"/data": {}}
 	}))
 	reg.PushImage("e2e/distroless:1", distrolessImage(t))
 	return machineImages{
@@ -133,26 +142,8 @@ func distrolessImage(t *testing.T) v1.Image {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "id", Mode: 0o755, Size: int64(len(bin))}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tw.Write(bin); err != nil {
-		t.Fatal(err)
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	data := buf.Bytes()
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(data)), nil
-	}, tarball.WithMediaType(types.OCILayer))
-	if err != nil {
-		t.Fatal(err)
-	}
 	base := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
-	img, err := mutate.AppendLayers(base, layer)
+	img, err := mutate.AppendLayers(base, tarLayer(t, tarFile{name: "id", mode: 0o755, data: bin}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,6 +162,43 @@ func distrolessImage(t *testing.T) v1.Image {
 		t.Fatal(err)
 	}
 	return img
+}
+
+// tarFile is one entry of tarLayer: a directory if name ends in "/".
+type tarFile struct {
+	name string
+	mode int64
+	data []byte
+}
+
+// tarLayer is an uncompressed OCI layer of files, owned by root.
+func tarLayer(t *testing.T, files ...tarFile) v1.Layer {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, f := range files {
+		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: f.name, Mode: f.mode, Size: int64(len(f.data))}
+		if strings.HasSuffix(f.name, "/") {
+			hdr.Typeflag, hdr.Size = tar.TypeDir, 0
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(f.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data := buf.Bytes()
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(data)), nil
+	}, tarball.WithMediaType(types.OCILayer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return layer
 }
 
 // berth runs berth inside the host; a non-zero exit is not a failure.
@@ -222,6 +250,11 @@ func noLeftovers(t *testing.T, h *testhost.Host, name string) {
 	}
 	if got := unitProps(h, unit, "LoadState")["LoadState"]; got != "not-found" {
 		t.Errorf("%s: LoadState=%s after rm, want not-found", unit, got)
+	}
+	// Nor does systemd remember it (a failed unit stays listed until
+	// reset-failed).
+	if out := h.MustRun("systemctl", "list-units", "--all", "--no-legend", "--plain", unit); strings.TrimSpace(out) != "" {
+		t.Errorf("systemctl still lists %s after rm:\n%s", unit, out)
 	}
 	if list := h.MustRun("machinectl", "list", "--no-legend"); hasField(list, name) {
 		t.Errorf("machinectl list still shows %s:\n%s", name, list)
@@ -320,6 +353,18 @@ func testServiceLifecycle(t *testing.T, h *testhost.Host) {
 		t.Errorf("berth rm of a running machine succeeded")
 	}
 
+	// The image's VOLUME /data is seeded from the image and writable by
+	// the machine's root. The host's /var/lib/berth is overlayfs, which
+	// cannot be idmapped, so the volume stays in the machine's root
+	// filesystem (testUserNamespace covers volume directories).
+	if r := berth(t, h, "exec", "web", "/bin/sh", "-c", "cat /data/seed && echo written > /data/new && stat -c %u /data/new"); r.ExitCode != 0 || r.Stdout != "seeded\n0\n" {
+		t.Errorf("volume /data in web: want seeded and a file owned by root\n%s", r)
+	}
+	if fs := strings.TrimSpace(h.MustRun("stat", "-f", "-c", "%T", "/var/lib/berth")); fs != "overlayfs" {
+		t.Fatalf("the test host's /var/lib/berth is %s, this scenario expects overlayfs", fs)
+	}
+	h.MustSh("grep -qx written /var/lib/machines/web/data/new && ! test -e /var/lib/berth/volumes/web")
+
 	// stop: nspawn gets SIGTERM from systemd and sends the image's
 	// StopSignal (SIGUSR2) to the command, which logs it and exits 0; a
 	// stop that ran into TimeoutStopSec would leave Result=timeout.
@@ -337,6 +382,11 @@ func testServiceLifecycle(t *testing.T, h *testhost.Host) {
 	if got != "got SIGUSR2\n" {
 		t.Errorf("signals the command logged = %q, want exactly the image's StopSignal (got SIGUSR2)", got)
 	}
+	// berth logs is the machine's output, as docker logs: not systemd's
+	// messages about the unit.
+	if r := berth(t, h, "logs", "web"); r.ExitCode != 0 || r.Stdout != "hello from web as 0\ngot SIGUSR2\n" {
+		t.Errorf("berth logs web after stop: want the greeting and the signal only\n%s", r)
+	}
 	if list := h.MustRun("machinectl", "list", "--no-legend"); hasField(list, "web") {
 		t.Errorf("machinectl list still shows web after stop:\n%s", list)
 	}
@@ -348,6 +398,41 @@ func testServiceLifecycle(t *testing.T, h *testhost.Host) {
 	}
 	noLeftovers(t, h, "web")
 	h.MustRun("test", "-x", "/var/lib/machines/svc/bin/busybox") // the image stays
+}
+
+// stubbornScript ignores every stop signal.
+const stubbornScript = `trap '' HUP INT QUIT USR1 USR2 TERM
+echo stubborn
+while :; do sleep 1; done`
+
+// testStopTimeout: a machine that ignores its stop signal is killed when
+// the stop timeout (--stop-timeout, TimeoutStopSec=) runs out.
+func testStopTimeout(t *testing.T, h *testhost.Host) {
+	const unit = "berth-stubborn.service"
+	if r := berth(t, h, "create", "--stop-timeout=2", "--network=none", "stubborn", "bb", "-c", stubbornScript); r.ExitCode != 0 {
+		t.Fatalf("berth create stubborn: %s", r)
+	}
+	if got := unitProps(h, unit, "TimeoutStopUSec")["TimeoutStopUSec"]; got != "2s" {
+		t.Errorf("%s: TimeoutStopUSec=%s, want 2s", unit, got)
+	}
+	if r := berth(t, h, "start", "stubborn"); r.ExitCode != 0 {
+		t.Fatalf("berth start stubborn: %s", r)
+	}
+	h.Eventually("stubborn is up", 30*time.Second, "berth logs stubborn | grep -qx stubborn")
+	begin := time.Now()
+	r := berth(t, h, "stop", "stubborn")
+	t.Logf("timing: berth stop of a machine that ignores its stop signal, --stop-timeout=2: %v (exit code %d)", since(begin), r.ExitCode)
+	props := unitProps(h, unit, "ActiveState", "Result")
+	if props["Result"] != "timeout" || props["ActiveState"] == "active" || props["ActiveState"] == "deactivating" {
+		t.Errorf("%s after stop: %v, want stopped with Result=timeout", unit, props)
+	}
+	if list := h.MustRun("machinectl", "list", "--no-legend"); hasField(list, "stubborn") {
+		t.Errorf("machinectl list still shows stubborn after stop:\n%s", list)
+	}
+	if r := berth(t, h, "rm", "stubborn"); r.ExitCode != 0 {
+		t.Errorf("berth rm stubborn: %s", r)
+	}
+	noLeftovers(t, h, "stubborn")
 }
 
 // testRestartPolicy: a machine that crashes twice is restarted by systemd
@@ -395,10 +480,16 @@ func testRestartPolicy(t *testing.T, h *testhost.Host) {
 // uid_map and runs as that UID, and a file root creates in the machine
 // belongs to it when the host looks.
 func testUserNamespace(t *testing.T, h *testhost.Host) {
+	// Volume directories on a file system that supports idmapped
+	// mounts, as /var/lib/berth on ext4 or xfs would be.
+	h.MustSh("mkdir -p /var/lib/berth/volumes && mount -t tmpfs berth-volumes /var/lib/berth/volumes")
+	defer h.MustRun("umount", "/var/lib/berth/volumes")
 	if r := berth(t, h, "create", "--network=none", "userns", "svc"); r.ExitCode != 0 {
 		t.Fatalf("berth create userns: %s", r)
 	}
-	berth(t, h, "start", "userns")
+	if r := berth(t, h, "start", "userns"); r.ExitCode != 0 {
+		t.Fatalf("berth start userns: %s\n%s", r, h.JournalTail(20))
+	}
 	defer func() {
 		berth(t, h, "rm", "--force", "userns")
 		noLeftovers(t, h, "userns")
@@ -426,6 +517,15 @@ func testUserNamespace(t *testing.T, h *testhost.Host) {
 	}
 	onDisk := strings.TrimSpace(h.MustRun("stat", "-c", "%u", "/var/lib/machines/userns/made-by-root"))
 	t.Logf("on disk the file has UID %s (0 with idmapped mounts, %s with chown)", onDisk, base)
+
+	// The volume directory is idmapped: machine root writes as its own
+	// root, and on disk the file belongs to host root, as with docker.
+	if r := berth(t, h, "exec", "userns", "/bin/sh", "-c", "cat /data/seed && touch /data/by-root && stat -c %u /data/by-root"); r.ExitCode != 0 || r.Stdout != "seeded\n0\n" {
+		t.Errorf("volume /data in userns: want seeded and root-owned\n%s", r)
+	}
+	if got := strings.TrimSpace(h.MustSh("stat -c %u /var/lib/berth/volumes/userns/data-*/by-root")); got != "0" {
+		t.Errorf("file machine root wrote to its idmapped volume has host UID %s on disk, want 0", got)
+	}
 }
 
 // shq quotes s for /bin/sh.

@@ -59,6 +59,7 @@ bridge per network, a target for the whole project.`,
 	cmd.AddCommand(
 		newComposeConfigCmd(env, g, cf),
 		newComposeConvertCmd(env, g, cf),
+		newComposeUpCmd(env, g, cf), newComposeDownCmd(env, g, cf), newComposePsCmd(env, g, cf), newComposeLogsCmd(env, g, cf), newComposeExecCmd(env, g, cf), newComposeRestartCmd(env, g, cf), newComposeStopCmd(env, g, cf), newComposeStartCmd(env, g, cf), newComposePullCmd(env, g, cf), newComposeImagesCmd(env, g, cf), newComposeTopCmd(env, g, cf),
 		newComposeBridgeUpCmd(),
 		newComposeBridgeDownCmd(),
 		newComposeNetnsUpCmd(),

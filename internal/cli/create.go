@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -18,6 +19,7 @@ func newCreateCmd(env Env, g *Globals) *cobra.Command {
 		output   string
 		dryRun   bool
 		nspawnTo string
+		stopSecs int
 	)
 	cmd := &cobra.Command{
 		Use:   "create [flags] NAME IMAGE [COMMAND [ARG...]]",
@@ -41,6 +43,10 @@ Start the machine with ` + "`berth start NAME`" + `.`,
 				return fmt.Errorf("create %s: %w", name, err)
 			}
 			s.Restart = restart
+			if stopSecs < 0 {
+				return fmt.Errorf("create %s: --stop-timeout %d: want a number of seconds, 0 or more", name, stopSecs)
+			}
+			s.StopTimeout = time.Duration(stopSecs) * time.Second
 			s.Limits.MemoryMax = memory
 			if cpus != "" {
 				if s.Limits.CPUQuota, err = parseCPUs(cpus); err != nil {
@@ -53,8 +59,13 @@ Start the machine with ` + "`berth start NAME`" + `.`,
 			if nspawnTo != "" {
 				s.Nspawn = nspawnTo
 			}
+			opts := machine.CreateOptions{Image: image, VolumesDir: filepath.Join(g.Root, "volumes")}
 			if dryRun || output != "" {
-				files, err := machine.Files(&s, h.NspawnDir, h.UnitDir)
+				planned, err := h.Planned(s, opts)
+				if err != nil {
+					return fmt.Errorf("create %s: %w", name, err)
+				}
+				files, err := machine.Files(&planned, h.NspawnDir, h.UnitDir)
 				if err != nil {
 					return fmt.Errorf("create %s: %w", name, err)
 				}
@@ -69,7 +80,7 @@ Start the machine with ` + "`berth start NAME`" + `.`,
 				}
 				return nil
 			}
-			in, err := h.Create(cmd.Context(), s, machine.CreateOptions{Image: image, VolumesDir: filepath.Join(g.Root, "volumes")})
+			in, err := h.Create(cmd.Context(), s, opts)
 			if err != nil {
 				return err
 			}
@@ -87,6 +98,7 @@ Start the machine with ` + "`berth start NAME`" + `.`,
 	mf.register(cmd)
 	fl := cmd.Flags()
 	fl.StringVar(&restart, "restart", "no", "restart policy: no, on-failure, on-abnormal, on-abort, on-success or always")
+	fl.IntVar(&stopSecs, "stop-timeout", 10, "seconds to wait after the stop signal before killing the machine (TimeoutStopSec=; 0 = systemd's default)")
 	fl.StringVar(&memory, "memory", "", "memory limit (MemoryMax=), e.g. 512M")
 	fl.StringVar(&cpus, "cpus", "", "CPU limit in CPUs, e.g. 1.5 (CPUQuota=150%)")
 	fl.StringVar(&output, "output", "", "write the files to this directory instead of installing them")

@@ -22,11 +22,7 @@ func newImagesCmd(env Env, g *Globals) *cobra.Command {
 			if format != "table" && format != "json" {
 				return fmt.Errorf("list images: unknown --format %q (want table or json)", format)
 			}
-			st, err := store.Open(g.Root)
-			if err != nil {
-				return err
-			}
-			recs, err := st.Records()
+			recs, err := store.At(g.Root).Records()
 			if err != nil {
 				return err
 			}

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -201,7 +202,7 @@ func TestLifecycleCommands(t *testing.T) {
 		"systemctl restart berth-app.service",
 		"systemctl show --property=ActiveState,SubState,MainPID berth-app.service",
 		"systemctl show --property=ActiveState,SubState,MainPID berth-app.service",
-		"journalctl --no-pager --output=cat --unit=berth-app.service --follow",
+		"journalctl --no-pager --output=cat _SYSTEMD_UNIT=berth-app.service _TRANSPORT=stdout --since=@0 --follow",
 		"machinectl show --property=Leader --value app",
 		"nsenter --target=4242 --all --root --wd /.berth/init --user app -- /bin/sh -c 'echo hi'",
 		"machinectl show --property=Leader --value app",
@@ -210,6 +211,7 @@ func TestLifecycleCommands(t *testing.T) {
 		"systemctl --quiet is-active berth-app.service",
 		"systemctl stop berth-app.service",
 		"systemctl --quiet disable berth-app.service",
+		"systemctl --quiet reset-failed berth-app.service",
 		"systemctl daemon-reload",
 	}, "\n") + "\n"
 	if got := rr.Commands(); got != want {
@@ -252,5 +254,47 @@ func TestCreateClonesAndRemoves(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dirs["BERTH_MACHINES_DIR"], "app", "bin")); err != nil {
 		t.Errorf("rm touched the image: %v", err)
+	}
+}
+
+// TestCreateDryRunMatchesCreate: --dry-run and --output show exactly the
+// files create installs, including the binds that back the image's
+// anonymous volumes.
+func TestCreateDryRunMatchesCreate(t *testing.T) {
+	dirs := pulledImage(t, v1.Config{Cmd: []string{"/bin/app"}, Volumes: map[string]struct{}{"/data": {}, "/var/log/app": {}}})
+	fs := fakeHost(t, dirs, true)
+	dry, errOut, code := fs.berth(t, "create", "--dry-run", "-v", "/srv/logs:/var/log/app", "web", "app")
+	if code != 0 {
+		t.Fatalf("create --dry-run: %d %s", code, errOut)
+	}
+	outDir := t.TempDir()
+	if _, errOut, code := fs.berth(t, "create", "--output", outDir, "-v", "/srv/logs:/var/log/app", "web", "app"); code != 0 {
+		t.Fatalf("create --output: %d %s", code, errOut)
+	}
+	if _, errOut, code := fs.berth(t, "create", "-v", "/srv/logs:/var/log/app", "web", "app"); code != 0 {
+		t.Fatalf("create: %d %s", code, errOut)
+	}
+	var installed strings.Builder
+	for i, p := range []string{fs.etc + "/etc/systemd/nspawn/web.nspawn", fs.etc + "/etc/systemd/system/berth-web.service"} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i > 0 {
+			installed.WriteString("\n")
+		}
+		installed.WriteString("# " + p + "\n" + string(b))
+		if o, err := os.ReadFile(filepath.Join(outDir, filepath.Base(p))); err != nil || string(o) != string(b) {
+			t.Errorf("--output wrote a different %s (%v):\n%s\ninstalled:\n%s", filepath.Base(p), err, o, b)
+		}
+	}
+	if dry != installed.String() {
+		t.Errorf("--dry-run output differs from the installed files\ndry run:\n%s\ninstalled:\n%s", dry, installed.String())
+	}
+	// /data is backed by a directory of the machine's own; /var/log/app
+	// is the user's bind, not a second one.
+	vol := regexp.MustCompile(`(?m)^Bind=` + regexp.QuoteMeta(dirs["BERTH_ROOT"]) + `/volumes/web/data-[0-9a-f]{8}:/data:idmap$`)
+	if !vol.MatchString(dry) || strings.Count(dry, ":/var/log/app") != 1 {
+		t.Errorf("dry run lacks the volume bind for /data or binds /var/log/app twice:\n%s", dry)
 	}
 }

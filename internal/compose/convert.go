@@ -74,7 +74,7 @@ type File struct {
 	// volume gets the image's files, as under docker). It comes from an
 	// image: copy through securejoin.
 	SeedFrom string
-	Data []byte
+	Data     []byte
 	// CopyFrom is a host file whose content is installed at Path (secrets
 	// and configs with file:). The conversion never reads it.
 	CopyFrom string

@@ -24,7 +24,7 @@ const NetnsDir = "/run/netns"
 // namespace, health, resource limits, capabilities...) to the unit model.
 func (r *renderer) machine(sp *ServicePlan, in *InstancePlan, extra []Mount) (*unit.File, *unit.File, error) {
 	svc := sp.Spec
-	cfg, ok := r.image(sp.Image)
+	cfg, ok := lookupImage(r.opts, sp.Image)
 	if !ok {
 		cfg = &v1.Config{}
 	}
@@ -129,14 +129,6 @@ func (r *renderer) machine(sp *ServicePlan, in *InstancePlan, extra []Mount) (*u
 		return nil, nil, err
 	}
 	return nspawn, service, nil
-}
-
-func (r *renderer) image(ref string) (*v1.Config, bool) {
-	if r.opts.Images == nil || ref == "" {
-		return nil, false
-	}
-	cfg, ok := r.opts.Images(ref)
-	return cfg, ok && cfg != nil
 }
 
 // deps adds the project's ordering and requirement edges. A healthy
@@ -287,14 +279,19 @@ func (r *renderer) serviceExtras(sp *ServicePlan, in *InstancePlan, f *unit.File
 		setEntry(f, "Service", "ExecStart", unit.Entry{Key: "ExecStart", Kind: unit.Command,
 			Values: append(append([]string(nil), execStart[0].Values...), "--network-namespace-path="+netns)})
 		up := []string{r.opts.Berth, "compose", "_netns-up", "--netns", path.Base(netns)}
-		// The default route goes through the first network (by priority,
-		// then name) that reaches the outside, as docker picks it.
-		routed := false
-		for _, ifc := range in.Interfaces {
+		// The default route goes through the network with the highest
+		// gw_priority, then the first (by priority, then name) that
+		// reaches the outside, as docker picks it.
+		gw := -1
+		for i, ifc := range in.Interfaces {
+			if !ifc.Network.Internal && !ifc.Network.External && (gw < 0 || ifc.GwPriority > in.Interfaces[gw].GwPriority) {
+				gw = i
+			}
+		}
+		for i, ifc := range in.Interfaces {
 			link := fmt.Sprintf("%s,%s,%s,%s/%d", ifc.HostIf, ifc.Network.Bridge, ifc.GuestIf, ifc.Addr, ifc.Network.Subnet.Bits())
-			if !routed && !ifc.Network.Internal && !ifc.Network.External {
+			if i == gw {
 				link += "," + ifc.Network.Gateway.String()
-				routed = true
 			}
 			up = append(up, "--link", link)
 		}

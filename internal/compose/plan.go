@@ -40,6 +40,7 @@ type NetworkPlan struct {
 	// External bridges exist already; berth joins them but never creates
 	// or removes them.
 	External bool
+	Labels   map[string]string
 	pool     netip.Prefix // where addresses are allocated (ip_range or subnet)
 	next     netip.Addr
 	taken    map[netip.Addr]bool
@@ -50,6 +51,10 @@ type VolumePlan struct {
 	Key      string
 	Dir      string
 	External bool
+	// Shared volumes (name: of their own) live outside the project's
+	// directory, like external ones, but are created when missing.
+	Shared bool
+	Labels map[string]string
 }
 
 // ServicePlan is one compose service and its instances.
@@ -88,6 +93,11 @@ type Interface struct {
 	GuestIf string
 	Addr    netip.Addr
 	Aliases []string
+	// GwPriority picks the network of the default route (highest wins).
+	GwPriority int
+	// NoServiceAlias: use_service_name_alias: false, the service name
+	// does not resolve to this interface.
+	NoServiceAlias bool
 }
 
 // PortPlan publishes one host port on one machine.
@@ -382,7 +392,7 @@ func (pl *planner) planNetworks() {
 	var auto []*NetworkPlan
 	for _, k := range sortedKeys(p.Networks) {
 		n := p.Networks[k]
-		np := &NetworkPlan{Key: k, Internal: n.Internal, External: bool(n.External), taken: map[netip.Addr]bool{}}
+		np := &NetworkPlan{Key: k, Internal: n.Internal, External: bool(n.External), Labels: n.Labels, taken: map[netip.Addr]bool{}}
 		if np.External {
 			np.Bridge = n.Name
 			if n.Name == "" {
@@ -393,6 +403,14 @@ func (pl *planner) planNetworks() {
 			}
 		} else {
 			np.Bridge = BridgeName(p.Name, k)
+			if n.Name != "" && n.Name != p.Name+"_"+k {
+				// docker shares a network with a name of its own across
+				// projects; two projects would then own one bridge unit.
+				pl.f.add(Error, "", []string{"networks", k, "name"}, "network name %q would share the network across projects, which berth does not do yet; drop name: or declare the network external", n.Name)
+			}
+		}
+		if n.EnableIPv4 != nil && !*n.EnableIPv4 {
+			pl.f.add(Error, "", []string{"networks", k, "enable_ipv4"}, "networks without IPv4 are not supported")
 		}
 		np.Unit = NetworkUnit(np.Bridge)
 		if len(n.Ipam.Config) > 0 && n.Ipam.Config[0].Subnet != "" {
@@ -480,7 +498,7 @@ func validIfName(s string) bool {
 func (pl *planner) planVolumes() {
 	for _, k := range sortedKeys(pl.p.Volumes) {
 		v := pl.p.Volumes[k]
-		vp := &VolumePlan{Key: k, External: bool(v.External)}
+		vp := &VolumePlan{Key: k, External: bool(v.External), Labels: v.Labels}
 		if vp.External {
 			name := v.Name
 			if name == "" {
@@ -489,6 +507,12 @@ func (pl *planner) planVolumes() {
 			// External volumes are shared between projects: they live
 			// outside any project's directory.
 			vp.Dir = path.Join(pl.opts.Root, "volumes", pathSafe(name))
+		} else if v.Name != "" && v.Name != pl.p.Name+"_"+k {
+			// A volume with a name of its own is shared by every project
+			// that names it, as under docker: it lives with the external
+			// ones, but berth creates it when missing.
+			vp.Dir = path.Join(pl.opts.Root, "volumes", pathSafe(v.Name))
+			vp.Shared = true
 		} else {
 			vp.Dir = path.Join(pl.plan.Dir, "volumes", pathSafe(k))
 		}
@@ -649,6 +673,9 @@ func (pl *planner) checkValues(name string, svc *types.ServiceConfig) {
 		if v.Bind != nil && v.Bind.Propagation != "" && v.Bind.Propagation != "rprivate" && v.Bind.Propagation != "private" {
 			pl.f.svc(Error, name, at, "bind propagation %q is not supported", v.Bind.Propagation)
 		}
+		if v.Bind != nil && v.Bind.Recursive != "" && v.Bind.Recursive != "enabled" {
+			pl.f.svc(Error, name, at, "bind recursive %q is not supported (nspawn binds are recursive)", v.Bind.Recursive)
+		}
 		if v.Bind != nil && v.Bind.SELinux != "" {
 			pl.f.svc(Warning, name, at, "SELinux relabelling (:z/:Z) is not done; label the host directory yourself")
 		}
@@ -790,11 +817,14 @@ func (pl *planner) health(name string, svc *types.ServiceConfig) *HealthPlan {
 }
 
 // image returns the config of ref if the caller knows it.
-func (pl *planner) image(ref string) (*v1.Config, bool) {
-	if pl.opts.Images == nil || ref == "" {
+func (pl *planner) image(ref string) (*v1.Config, bool) { return lookupImage(pl.opts, ref) }
+
+// lookupImage asks opts.Images about ref; nil or unknown is ok=false.
+func lookupImage(opts ConvertOptions, ref string) (*v1.Config, bool) {
+	if opts.Images == nil || ref == "" {
 		return nil, false
 	}
-	cfg, ok := pl.opts.Images(ref)
+	cfg, ok := opts.Images(ref)
 	return cfg, ok && cfg != nil
 }
 
@@ -884,6 +914,8 @@ func (pl *planner) planInterfaces(name string, svc *types.ServiceConfig, in *Ins
 				}
 			}
 			ifc.Aliases = append(ifc.Aliases, a.cfg.Aliases...)
+			ifc.GwPriority = a.cfg.GatewayPriority
+			ifc.NoServiceAlias = a.cfg.UseServiceNameAlias != nil && !*a.cfg.UseServiceNameAlias
 			if a.cfg.Ipv4Address != "" {
 				addr, err := netip.ParseAddr(a.cfg.Ipv4Address)
 				switch {

@@ -76,7 +76,7 @@ func (r *renderer) all() error {
 		}
 	}
 	for _, vp := range plan.Volumes {
-		if !vp.External {
+		if !vp.External && !vp.Shared {
 			r.dir(path.Dir(vp.Dir), 0o700)
 		}
 	}
@@ -251,9 +251,13 @@ func (r *renderer) hosts(sp *ServicePlan, in *InstancePlan) ([]byte, error) {
 					if theirs.Network != mine.Network {
 						continue
 					}
-					names := []string{oi.Machine, other.Name}
+					svcName := other.Name
+					if theirs.NoServiceAlias {
+						svcName = ""
+					}
+					names := []string{oi.Machine, svcName}
 					if oi == in {
-						names = append(own, other.Name)
+						names = append(append([]string(nil), own...), svcName)
 					}
 					if other.Spec.Hostname != "" && oi != in {
 						names = append(names, other.Spec.Hostname)
@@ -356,7 +360,10 @@ func (r *renderer) health(sp *ServicePlan, in *InstancePlan) error {
 		from = ", test from the image's HEALTHCHECK"
 	}
 	u.Add("Description", fmt.Sprintf("healthcheck of berth compose %s/%s (%s%s)", r.plan.Project, sp.Name, in.Machine, from))
-	u.Add("BindsTo", in.Unit)
+	// Requires=, not BindsTo=: a crash and automatic restart of the
+	// machine must not stop the watcher (and with it every dependent, as
+	// docker would not); the watcher just sees failing probes meanwhile.
+	u.Add("Requires", in.Unit)
 	u.Add("After", in.Unit)
 	u.Add("PartOf", r.plan.Target)
 	s := f.Section("Service")
@@ -447,11 +454,18 @@ func (r *renderer) manifest() error {
 		Instances []inst            `json:"instances"`
 	}
 	type network struct {
-		Name    string `json:"name"`
-		Bridge  string `json:"bridge"`
-		Subnet  string `json:"subnet"`
-		Unit    string `json:"unit,omitempty"`
-		Managed bool   `json:"managed"`
+		Name    string            `json:"name"`
+		Bridge  string            `json:"bridge"`
+		Subnet  string            `json:"subnet"`
+		Unit    string            `json:"unit,omitempty"`
+		Managed bool              `json:"managed"`
+		Labels  map[string]string `json:"labels,omitempty"`
+	}
+	type volume struct {
+		Name   string            `json:"name"`
+		Dir    string            `json:"dir"`
+		Shared bool              `json:"shared,omitempty"`
+		Labels map[string]string `json:"labels,omitempty"`
 	}
 	m := struct {
 		Project  string    `json:"project"`
@@ -459,10 +473,10 @@ func (r *renderer) manifest() error {
 		Networks []network `json:"networks"`
 		Services []svc     `json:"services"`
 		Units    []string  `json:"units"`
-		Volumes  []string  `json:"volume_dirs,omitempty"`
+		Volumes  []volume  `json:"volumes,omitempty"`
 	}{Project: r.plan.Project, Target: r.plan.Target}
 	for _, np := range r.plan.Networks {
-		n := network{Name: np.Key, Bridge: np.Bridge, Managed: !np.External}
+		n := network{Name: np.Key, Bridge: np.Bridge, Managed: !np.External, Labels: np.Labels}
 		if np.Subnet.IsValid() {
 			n.Subnet = np.Subnet.String()
 		}
@@ -498,7 +512,7 @@ func (r *renderer) manifest() error {
 	}
 	sort.Strings(m.Units)
 	for _, vp := range r.plan.Volumes {
-		m.Volumes = append(m.Volumes, vp.Dir)
+		m.Volumes = append(m.Volumes, volume{Name: vp.Key, Dir: vp.Dir, Shared: vp.External || vp.Shared, Labels: vp.Labels})
 	}
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {

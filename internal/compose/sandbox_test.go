@@ -2,6 +2,8 @@ package compose
 
 import (
 	"bytes"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path"
@@ -19,8 +21,10 @@ const sandboxEnv = "BERTH_COMPOSE_SANDBOX"
 // say — the bridge unit, both machines' ExecStartPre= and ExecStart= — in a
 // private network and mount namespace (this host's network is never
 // touched; systemd itself is not needed). The client machine reaches the
-// web machine by service name over the bridge and reads its secret; after
-// ExecStopPost= and ExecStop= no link is left.
+// web machine by service name over the bridge and reads its secret; the
+// web page is also served on the host's 127.0.0.1:8080 through the port's
+// socket and proxy commands; after ExecStopPost= and ExecStop= no link is
+// left.
 func TestSandboxProject(t *testing.T) {
 	if bin := os.Getenv(sandboxEnv); bin != "" {
 		sandboxProject(t, bin)
@@ -192,6 +196,7 @@ services:
     image: example/web
     command: ["/bin/busybox", "httpd", "-f", "-p", "80", "-h", "/www"]
     volumes: ["./www:/www:ro"]
+    ports: ["127.0.0.1:8080:80"]
   client:
     image: example/client
     command: ["/bin/busybox", "sh", "-c", "/bin/busybox cat /run/secrets/token; echo; until /bin/busybox wget -q -O - http://web/index.html; do /bin/busybox sleep 0.1; done"]
@@ -260,8 +265,6 @@ secrets:
 	webCmd.Stdout, webCmd.Stderr = &webOut, &webOut
 	must(t, webCmd.Start())
 	out, err := run(client, "ExecStart").CombinedOutput()
-	webCmd.Process.Signal(syscall.SIGTERM)
-	webCmd.Wait()
 	if err != nil {
 		t.Fatalf("client: %v\n%s\nweb: %s", err, out, webOut.String())
 	}
@@ -269,6 +272,22 @@ secrets:
 	if !strings.Contains(got, "tok-123\n") || !strings.Contains(got, "hello from web\n") {
 		t.Errorf("client output lacks its secret or the web page:\n%s", got)
 	}
+
+	// The published port on the host's 127.0.0.1: the socket unit's
+	// address, handed by systemd-socket-activate (standing in for
+	// systemd) to the proxy command of the port service.
+	portUnit := PortUnit("sbx-web-1", "tcp", "127.0.0.1", 8080)
+	listen := unitValue(t, units[portUnit+".socket"], "ListenStream")
+	proxy := exec.Command("systemd-socket-activate", append([]string{"-l", listen}, unitCommand(t, units[portUnit+".service"], "ExecStart")...)...)
+	must(t, proxy.Start())
+	page := fetchRetrying(t, "http://"+listen+"/index.html")
+	proxy.Process.Signal(syscall.SIGTERM)
+	proxy.Wait()
+	if page != "hello from web\n" {
+		t.Errorf("host 127.0.0.1:8080 served %q", page)
+	}
+	webCmd.Process.Signal(syscall.SIGTERM)
+	webCmd.Wait()
 	mustRun(web, "ExecStopPost")
 	mustRun(client, "ExecStopPost")
 	mustRun(netUnit, "ExecStop")
@@ -284,6 +303,40 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// unitValue returns the value of the one key= line in a unit.
+func unitValue(t *testing.T, unit []byte, key string) string {
+	t.Helper()
+	for _, l := range strings.Split(string(unit), "\n") {
+		if v, ok := strings.CutPrefix(l, key+"="); ok {
+			return v
+		}
+	}
+	t.Fatalf("no %s= in unit:\n%s", key, unit)
+	return ""
+}
+
+// fetchRetrying GETs url until a connection succeeds: the listener may
+// not be bound yet when the command starts. Retries are bounded by count,
+// not time.
+func fetchRetrying(t *testing.T, url string) string {
+	t.Helper()
+	var last error
+	for i := 0; i < 200; i++ {
+		resp, err := http.Get(url)
+		if err != nil {
+			last = err
+			exec.Command("sleep", "0.05").Run()
+			continue
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		must(t, err)
+		return string(b)
+	}
+	t.Fatalf("GET %s: %v", url, last)
+	return ""
 }
 
 // unitCommand returns the words of the one key= command line in a unit,

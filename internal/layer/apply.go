@@ -199,17 +199,17 @@ func (a *applier) entry(hdr *tar.Header, data io.Reader) error {
 		return fmt.Errorf("negative owner %d:%d", hdr.Uid, hdr.Gid)
 	}
 
-	pfd, pclean, err := a.dirFD(dir, true)
+	pfd, pcached, err := a.dirFD(dir, true)
 	if err != nil {
 		return err
 	}
-	defer a.release(pfd, pclean)
-	if !pclean {
-		dir = a.physical(dir, pfd, pclean)
+	defer a.release(pfd, pcached)
+	if !pcached {
+		dir = a.physical(dir, pfd, pcached)
 		name = path.Join(dir, base)
 	}
 	a.touch(dir, pfd)
-	t := target{fd: pfd, base: base, path: name, clean: pclean, sgid: a.sgid[dir]}
+	t := target{fd: pfd, base: base, path: name, cached: pcached, sgid: a.sgid[dir]}
 
 	switch hdr.Typeflag {
 	case tar.TypeReg, tar.TypeRegA, tar.TypeCont, tar.TypeGNUSparse:
@@ -234,11 +234,11 @@ func (a *applier) entry(hdr *tar.Header, data io.Reader) error {
 
 // target is where an entry lands: name base inside the directory fd.
 type target struct {
-	fd    int
-	base  string
-	path  string // cleaned layer path, for errors and the dir cache
-	clean bool   // the parent was reached without following a symlink
-	sgid  bool   // the parent is setgid: new entries inherit its group
+	fd     int
+	base   string
+	path   string // rootfs path: the cleaned name, or where a symlinked parent leads
+	cached bool   // the parent fd is cached: reached without following a symlink
+	sgid   bool   // the parent is setgid: new entries inherit its group
 }
 
 // needChown reports whether a node this applier just created needs a chown:
@@ -333,7 +333,7 @@ func (a *applier) dir(t target, hdr *tar.Header) error {
 			return fmt.Errorf("stat existing: %w", err)
 		}
 		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-			if err := a.removeAt(t.fd, t.base, t.path, t.clean); err != nil {
+			if err := a.removeAt(t.fd, t.base, t.path, t.cached); err != nil {
 				return err
 			}
 			err = unix.Mkdirat(t.fd, t.base, 0o700)
@@ -369,7 +369,7 @@ func (a *applier) dir(t target, hdr *tar.Header) error {
 	}
 	a.deferDir(t.path, st, uint32(hdr.Mode)&0o7777, hdr)
 	// The fd is a fine dirfd for the entries that follow inside it.
-	if t.clean {
+	if t.cached {
 		if _, ok := a.cache[t.path]; !ok {
 			a.cache[t.path] = fd
 			cached = true
@@ -437,11 +437,11 @@ func (a *applier) hardlink(t target, hdr *tar.Header) error {
 		return nil
 	}
 	tdir, tbase := split(tname)
-	tfd, tclean, err := a.dirFD(tdir, false)
+	tfd, tcached, err := a.dirFD(tdir, false)
 	if err != nil {
 		return fmt.Errorf("hardlink target %q: %w", hdr.Linkname, err)
 	}
-	defer a.release(tfd, tclean)
+	defer a.release(tfd, tcached)
 	if _, err := a.create(t, func() (int, error) {
 		return -1, unix.Linkat(tfd, tbase, t.fd, t.base, 0)
 	}); err != nil {
@@ -523,7 +523,7 @@ func (a *applier) create(t target, mk func() (int, error)) (int, error) {
 	if err != unix.EEXIST {
 		return fd, err
 	}
-	if err := a.removeAt(t.fd, t.base, t.path, t.clean); err != nil {
+	if err := a.removeAt(t.fd, t.base, t.path, t.cached); err != nil {
 		return -1, err
 	}
 	return mk()

@@ -35,7 +35,7 @@ func TestApplyBasicTree(t *testing.T) {
 		symE("bin", "usr/bin"),
 		linkE("usr/bin/tool2", "usr/bin/tool"),
 	)
-	st, err := Apply(context.Background(), s.root, bytes.NewReader(l), Options{})
+	st, err := Apply(context.Background(), s.root, bytes.NewReader(l), testOpts())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestWhiteouts(t *testing.T) {
 	s := newSandbox(t)
 	l1 := mkTar(t, dirE("a"), fileE("a/x", "x"), fileE("a/y", "y"), dirE("d"), dirE("d/sub"), fileE("d/sub/deep", "z"), fileE("keep", "k"))
 	l2 := mkTar(t, whE("a", "x"), whE("", "d"), whE("", "missing"), whE("nodir", "x"))
-	if err := applyAll(t, s.root, Options{}, l1, l2); err != nil {
+	if err := applyAll(t, s.root, testOpts(), l1, l2); err != nil {
 		t.Fatal(err)
 	}
 	for p, want := range map[string]bool{"a/x": false, "a/y": true, "d": false, "keep": true, ".wh.d": false, "a/.wh.x": false} {
@@ -84,7 +84,7 @@ func TestOpaqueSameLayerOrder(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			s := newSandbox(t)
-			if err := applyAll(t, s.root, Options{}, lower, mkTar(t, upper...)); err != nil {
+			if err := applyAll(t, s.root, testOpts(), lower, mkTar(t, upper...)); err != nil {
 				t.Fatal(err)
 			}
 			for p, want := range map[string]bool{"d": true, "d/old": false, "d/sub/old": false, "d/new": true, "d/sub/new": true, "other": true, "d/" + opaqueMarker: false} {
@@ -103,7 +103,7 @@ func TestWhiteoutSameLayerKeepsEntry(t *testing.T) {
 	s := newSandbox(t)
 	lower := mkTar(t, fileE("x", "lower"), fileE("y", "lower"))
 	upper := mkTar(t, fileE("x", "upper"), whE("", "x"), whE("", "y"), fileE("y", "upper"))
-	if err := applyAll(t, s.root, Options{}, lower, upper); err != nil {
+	if err := applyAll(t, s.root, testOpts(), lower, upper); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []string{"x", "y"} {
@@ -129,7 +129,7 @@ func TestReplaceSemantics(t *testing.T) {
 		dirE("sym2dir"),
 		fileE("hard", "new content"),
 	)
-	if err := applyAll(t, s.root, Options{}, lower, upper); err != nil {
+	if err := applyAll(t, s.root, testOpts(), lower, upper); err != nil {
 		t.Fatal(err)
 	}
 	if got := readFile(t, filepath.Join(s.root, "dir2file")); got != "now a file" {
@@ -169,7 +169,7 @@ func TestOwnersModesSetuid(t *testing.T) {
 	)
 	// In a setgid directory new entries inherit its group unless chowned.
 	l2 := mkTar(t, fileE("d/root-owned", "x"), symE("d/root-link", "x"), dirE("d/root-dir"))
-	if err := applyAll(t, s.root, Options{}, l, l2); err != nil {
+	if err := applyAll(t, s.root, testOpts(), l, l2); err != nil {
 		t.Fatal(err)
 	}
 	for p, want := range map[string][3]uint32{
@@ -200,7 +200,7 @@ func TestRootEntry(t *testing.T) {
 		dirE("./").with(func(h *tar.Header) { h.Mode = 0o6750; h.Gid = 7 }),
 		fileE("f", "x"),
 	)
-	st, err := Apply(context.Background(), s.root, bytes.NewReader(l), Options{})
+	st, err := Apply(context.Background(), s.root, bytes.NewReader(l), testOpts())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +214,7 @@ func TestRootEntry(t *testing.T) {
 	if got.Mtim.Sec != testTime.Unix() {
 		t.Errorf("root mtime = %d, want %d", got.Mtim.Sec, testTime.Unix())
 	}
-	if _, err := Apply(context.Background(), s.root, bytes.NewReader(mkTar(t, fileE(".", ""))), Options{}); err == nil {
+	if _, err := Apply(context.Background(), s.root, bytes.NewReader(mkTar(t, fileE(".", ""))), testOpts()); err == nil {
 		t.Error("a regular file named . applied without error")
 	}
 }
@@ -231,7 +231,7 @@ func TestDirTimesSetLast(t *testing.T) {
 		symE("d/s", "g").with(func(h *tar.Header) { h.ModTime, h.Format = dt, tar.FormatPAX }),
 		fileE("d/e/late", "created after d/e's entry"),
 	)
-	if err := applyAll(t, s.root, Options{}, l); err != nil {
+	if err := applyAll(t, s.root, testOpts(), l); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []string{"d", "d/e", "d/g", "d/s"} {
@@ -269,7 +269,7 @@ func TestXattrs(t *testing.T) {
 		fifoE("d/fifo").with(px("user.fifo", "f")),
 		symE("s", "ping").with(px("trusted.sym", "t")),
 	)
-	if err := applyAll(t, s.root, Options{}, l); err != nil {
+	if err := applyAll(t, s.root, testOpts(), l); err != nil {
 		t.Fatal(err)
 	}
 	check := func(p, name, want string) {
@@ -319,7 +319,7 @@ func TestDevices(t *testing.T) {
 		ent{hdr: tar.Header{Typeflag: tar.TypeBlock, Name: "dev/loop0", Mode: 0o660, Gid: 6, Devmajor: 7, Devminor: 0, ModTime: testTime}},
 		fifoE("run/fifo").with(func(h *tar.Header) { h.Mode = 0o4620 }),
 	)
-	st, err := Apply(context.Background(), s.root, bytes.NewReader(l), Options{})
+	st, err := Apply(context.Background(), s.root, bytes.NewReader(l), testOpts())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -350,7 +350,7 @@ func TestDevices(t *testing.T) {
 func TestHardlinkToSymlinkLinksTheSymlink(t *testing.T) {
 	s := newSandbox(t)
 	l := mkTar(t, fileE("target", "t"), symE("sym", "target"), linkE("hl", "sym"), linkE("./abs", "/target"))
-	if err := applyAll(t, s.root, Options{}, l); err != nil {
+	if err := applyAll(t, s.root, testOpts(), l); err != nil {
 		t.Fatal(err)
 	}
 	st := lstat(t, filepath.Join(s.root, "hl"))
@@ -360,7 +360,7 @@ func TestHardlinkToSymlinkLinksTheSymlink(t *testing.T) {
 	if lstat(t, filepath.Join(s.root, "abs")).Ino != lstat(t, filepath.Join(s.root, "target")).Ino {
 		t.Error("hardlink with absolute target name did not link root/target")
 	}
-	if _, err := Apply(context.Background(), s.root, bytes.NewReader(mkTar(t, linkE("x", "nope"))), Options{}); err == nil || !strings.Contains(err.Error(), `"x"`) {
+	if _, err := Apply(context.Background(), s.root, bytes.NewReader(mkTar(t, linkE("x", "nope"))), testOpts()); err == nil || !strings.Contains(err.Error(), `"x"`) {
 		t.Errorf("hardlink to missing target: err = %v, want an error naming the entry", err)
 	}
 }
@@ -373,7 +373,7 @@ func TestLongNames(t *testing.T) {
 			s := newSandbox(t)
 			set := func(h *tar.Header) { h.Format = format }
 			l := mkTar(t, fileE(long, "deep").with(set), symE("s/"+longTarget, long).with(set), linkE("h/"+longTarget, long).with(set))
-			if err := applyAll(t, s.root, Options{}, l); err != nil {
+			if err := applyAll(t, s.root, testOpts(), l); err != nil {
 				t.Fatal(err)
 			}
 			if got := readFile(t, filepath.Join(s.root, long)); got != "deep" {
@@ -411,7 +411,7 @@ func TestTrailingBytesConsumed(t *testing.T) {
 	rand.Read(junk)
 	data := append(mkTar(t, fileE("f", "x")), junk...)
 	cr := &countingReader{r: bytes.NewReader(data)}
-	if _, err := Apply(context.Background(), s.root, cr, Options{}); err != nil {
+	if _, err := Apply(context.Background(), s.root, cr, testOpts()); err != nil {
 		t.Fatal(err)
 	}
 	if cr.n != int64(len(data)) || !cr.eof {
@@ -425,19 +425,19 @@ func TestTruncatedAndCorrupt(t *testing.T) {
 	// data b [2048,2560), end marker [2560,3584).
 	for _, cut := range []int{0, 100, 512, 700, 1536, 2000, 2048, 2560, 3072, 3583} {
 		s := newSandbox(t)
-		_, err := Apply(context.Background(), s.root, bytes.NewReader(full[:cut]), Options{})
+		_, err := Apply(context.Background(), s.root, bytes.NewReader(full[:cut]), testOpts())
 		if !errors.Is(err, ErrTruncated) {
 			t.Errorf("cut at %d: err = %v, want ErrTruncated", cut, err)
 		}
 	}
 	bad := bytes.Clone(full)
 	bad[1536+10] ^= 0xff // header b's name: checksum mismatch
-	if _, err := Apply(context.Background(), newSandbox(t).root, bytes.NewReader(bad), Options{}); err == nil {
+	if _, err := Apply(context.Background(), newSandbox(t).root, bytes.NewReader(bad), testOpts()); err == nil {
 		t.Error("tampered header applied without error")
 	}
 	bad = bytes.Clone(full)
 	bad[2560+5] = 1 // non-zero byte in the end marker
-	if _, err := Apply(context.Background(), newSandbox(t).root, bytes.NewReader(bad), Options{}); err == nil {
+	if _, err := Apply(context.Background(), newSandbox(t).root, bytes.NewReader(bad), testOpts()); err == nil {
 		t.Error("tampered end marker applied without error")
 	}
 }
@@ -445,7 +445,7 @@ func TestTruncatedAndCorrupt(t *testing.T) {
 func TestUnsupportedType(t *testing.T) {
 	s := newSandbox(t)
 	l := mkTar(t, ent{hdr: tar.Header{Typeflag: 'Z', Name: "weird", ModTime: testTime}})
-	_, err := Apply(context.Background(), s.root, bytes.NewReader(l), Options{})
+	_, err := Apply(context.Background(), s.root, bytes.NewReader(l), testOpts())
 	if err == nil || !strings.Contains(err.Error(), `entry "weird"`) {
 		t.Errorf("err = %v", err)
 	}
@@ -455,7 +455,7 @@ func TestContextCanceled(t *testing.T) {
 	s := newSandbox(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := Apply(ctx, s.root, bytes.NewReader(mkTar(t, fileE("f", "x"))), Options{}); !errors.Is(err, context.Canceled) {
+	if _, err := Apply(ctx, s.root, bytes.NewReader(mkTar(t, fileE("f", "x"))), testOpts()); !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want context.Canceled", err)
 	}
 }
@@ -466,7 +466,7 @@ func TestWhiteoutSameLayerThroughAlias(t *testing.T) {
 	s := newSandbox(t)
 	lower := mkTar(t, dirE("b"), fileE("b/old", "o"), dirE("c"), fileE("c/old", "o"))
 	upper := mkTar(t, symE("a", "b"), fileE("a/x", "x"), whE("b", "x"), symE("d", "/c"), fileE("d/y", "y"), opqE("c"))
-	if err := applyAll(t, s.root, Options{}, lower, upper); err != nil {
+	if err := applyAll(t, s.root, testOpts(), lower, upper); err != nil {
 		t.Fatal(err)
 	}
 	for p, want := range map[string]bool{"b/x": true, "b/old": true, "c/y": true, "c/old": false} {

@@ -205,7 +205,7 @@ func BenchmarkApply(b *testing.B) {
 						return err
 					}
 					defer rc.Close()
-					_, err = Apply(context.Background(), dst, rc, Options{})
+					_, err = Apply(context.Background(), dst, rc, testOpts())
 					return err
 				})
 			})

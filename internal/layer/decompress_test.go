@@ -77,7 +77,7 @@ func TestDecompressCorrupt(t *testing.T) {
 		t.Run(name+" truncated", func(t *testing.T) {
 			rc, _, err := Decompress(bytes.NewReader(blob[:len(blob)-10]))
 			if err == nil {
-				_, err = Apply(context.Background(), t.TempDir(), rc, Options{})
+				_, err = Apply(context.Background(), t.TempDir(), rc, testOpts())
 				rc.Close()
 			}
 			if err == nil {
@@ -89,7 +89,7 @@ func TestDecompressCorrupt(t *testing.T) {
 			bad[len(bad)-5] ^= 0xff // inside the gzip CRC-32/ISIZE trailer or zstd's last block
 			rc, _, err := Decompress(bytes.NewReader(bad))
 			if err == nil {
-				_, err = Apply(context.Background(), t.TempDir(), rc, Options{})
+				_, err = Apply(context.Background(), t.TempDir(), rc, testOpts())
 				rc.Close()
 			}
 			if err == nil {

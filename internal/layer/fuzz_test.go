@@ -28,11 +28,11 @@ func FuzzApply(f *testing.F) {
 		s := newSandbox(t)
 		lower := mkTar(t, dirE("d"), fileE("d/f", "x"), symE("abs", s.outside), symE("rel", "../outside"),
 			symE("etc", "/etc"), symE("up", "../../../.."), dirE("e"), symE("e/self", "."))
-		if _, err := Apply(context.Background(), s.root, bytes.NewReader(lower), Options{}); err != nil {
+		if _, err := Apply(context.Background(), s.root, bytes.NewReader(lower), testOpts()); err != nil {
 			t.Fatal(err)
 		}
 		before := s.snap(t)
-		Apply(context.Background(), s.root, bytes.NewReader(data), Options{}) //nolint:errcheck // errors are fine; escapes are not
+		Apply(context.Background(), s.root, bytes.NewReader(data), testOpts()) //nolint:errcheck // errors are fine; escapes are not
 		if d := diffSnap(before, s.snap(t)); len(d) > 0 {
 			t.Fatalf("layer touched the host:\n%s", strings.Join(d, "\n"))
 		}

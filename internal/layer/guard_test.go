@@ -79,9 +79,6 @@ func setupGuard() error {
 		return fmt.Errorf("make mounts private: %w", err)
 	}
 	tmp := os.Getenv("TMPDIR")
-	if err := unix.Mount("tmpfs", tmp, "tmpfs", 0, "mode=0755"); err != nil {
-		return fmt.Errorf("mount tmpfs on %s: %w", tmp, err)
-	}
 	keep := map[string]bool{tmp: true}
 	var writable []string
 	if d := os.Getenv("BERTH_LAYER_BENCH_DIR"); d != "" {
@@ -108,10 +105,15 @@ func setupGuard() error {
 		if err := os.MkdirAll(w, 0o755); err != nil {
 			return err
 		}
-		if err := unix.Mount(w, w, "", unix.MS_BIND, ""); err != nil {
+		if err := unix.Mount(w, w, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 			return fmt.Errorf("bind %s: %w", w, err)
 		}
 		keep[w] = true
+	}
+	// After the binds: a bind of a parent of TMPDIR (say /tmp for a profile)
+	// would otherwise hide this mount.
+	if err := unix.Mount("tmpfs", tmp, "tmpfs", 0, "mode=0755"); err != nil {
+		return fmt.Errorf("mount tmpfs on %s: %w", tmp, err)
 	}
 	mounts, err := mountPoints()
 	if err != nil {

@@ -30,6 +30,9 @@ var ErrNotFound = errors.New("no such machine")
 // ErrExists is returned when creating a machine whose name is taken.
 var ErrExists = errors.New("machine exists")
 
+// ErrNotRunning is returned by verbs that need a running machine.
+var ErrNotRunning = errors.New("machine is not running")
+
 // ErrNoSystemd is returned by verbs that need systemd as PID 1.
 var ErrNoSystemd = errors.New("systemd is not running as PID 1 (no /run/systemd/system)")
 
@@ -97,6 +100,9 @@ type Host struct {
 	StateDir         string // Instances, one NAME.json each
 	MachinesDir      string
 	Now              func() time.Time
+	// IdmapSupported probes whether a directory's file system supports
+	// idmapped mounts (see IdmapSupported); nil assumes it does.
+	IdmapSupported func(dir string) (bool, error)
 }
 
 // NewHost returns the real host: berth's state under root, machines in
@@ -112,6 +118,7 @@ func NewHost(root, machinesDir string) Host {
 		StateDir:         filepath.Join(root, "units"),
 		MachinesDir:      machinesDir,
 		Now:              time.Now,
+		IdmapSupported:   IdmapSupported,
 	}
 }
 
@@ -288,39 +295,102 @@ func volumeDirName(dest string) string {
 	return b.String() + "-" + hex.EncodeToString(sum[:4])
 }
 
-// addVolumes backs each anonymous volume of s that no bind covers with a
-// directory under dir, seeded with what the image has at that path (as
-// docker does), and binds it. src is the image's root filesystem; every
-// path in it is resolved inside it, never following links out.
-func (h Host) addVolumes(ctx context.Context, s *Spec, src, dir string) ([]string, error) {
+// volumeBinds returns a bind for each anonymous volume of s that no bind
+// covers, backed by a directory under dir.
+func volumeBinds(s *Spec, dir string) []Bind {
 	covered := map[string]bool{}
 	for _, b := range s.Binds {
 		covered[path.Clean(b.Destination)] = true
 	}
-	var made []string
+	var out []Bind
 	for _, v := range s.Volumes {
-		if covered[v] {
-			continue
+		if !covered[v] {
+			out = append(out, Bind{Source: filepath.Join(dir, volumeDirName(v)), Destination: v, Idmap: s.PrivateUsers != "no"})
 		}
-		vdir := filepath.Join(dir, volumeDirName(v))
-		if err := os.MkdirAll(filepath.Dir(vdir), 0o700); err != nil {
-			return made, fmt.Errorf("create volume %s: %w", v, err)
+	}
+	return out
+}
+
+// Planned returns s as Create installs it: with a bind for each anonymous
+// volume when o.VolumesDir is set and the machine can use it. `berth
+// create --dry-run` shows the files of this spec.
+func (h Host) Planned(s Spec, o CreateOptions) (Spec, error) {
+	s, _, err := h.plan(s, o)
+	return s, err
+}
+
+// plan is Planned, also returning the volume binds it added.
+func (h Host) plan(s Spec, o CreateOptions) (Spec, []Bind, error) {
+	if err := h.checkIdmap(&s); err != nil {
+		return Spec{}, nil, err
+	}
+	if o.VolumesDir == "" {
+		return s, nil, nil
+	}
+	vbinds := volumeBinds(&s, filepath.Join(o.VolumesDir, s.Name))
+	if len(vbinds) > 0 && vbinds[0].Idmap && !h.idmapOK(o.VolumesDir) {
+		// The machine's root could not write to a volume directory
+		// that is not idmapped into its UID range; as part of the
+		// root filesystem, which nspawn chowns into the range
+		// instead, the volumes work (and still go with the machine).
+		return s, nil, nil
+	}
+	s.Binds = append(append([]Bind{}, s.Binds...), vbinds...)
+	return s, vbinds, nil
+}
+
+// idmapOK says whether an idmapped bind of p (or, while p does not exist,
+// of its nearest existing parent) can work. Without a probe, or when the
+// probe itself fails (not root, say), it assumes so: nspawn has the final
+// word when the machine starts.
+func (h Host) idmapOK(p string) bool {
+	if h.IdmapSupported == nil {
+		return true
+	}
+	for {
+		if _, err := os.Stat(p); err == nil || filepath.Dir(p) == p {
+			break
 		}
-		seed, err := securejoin.SecureJoin(src, v)
+		p = filepath.Dir(p)
+	}
+	ok, err := h.IdmapSupported(p)
+	return ok || err != nil
+}
+
+// checkIdmap fails for an idmapped bind whose source's file system cannot
+// do it, before nspawn fails the start with a less helpful message.
+func (h Host) checkIdmap(s *Spec) error {
+	for _, b := range s.Binds {
+		if b.Idmap && !h.idmapOK(b.Source) {
+			return fmt.Errorf("%w: bind %s:%s: the file system of %s does not support idmapped mounts; add the noidmap option (-v %s:%s:noidmap) and make the files owned by the machine's UID range, or use --private-users=no",
+				ErrInvalidSpec, b.Source, b.Destination, b.Source, b.Source, b.Destination)
+		}
+	}
+	return nil
+}
+
+// seedVolumes creates the host directory of each volume bind, seeded with
+// what the image has at that path (as docker does). src is the image's
+// root filesystem; every path in it is resolved inside it, never following
+// links out.
+func (h Host) seedVolumes(ctx context.Context, binds []Bind, src string) error {
+	for _, b := range binds {
+		if err := os.MkdirAll(filepath.Dir(b.Source), 0o700); err != nil {
+			return fmt.Errorf("create volume %s: %w", b.Destination, err)
+		}
+		seed, err := securejoin.SecureJoin(src, b.Destination)
 		if err != nil {
-			return made, fmt.Errorf("create volume %s: %w", v, err)
+			return fmt.Errorf("create volume %s: %w", b.Destination, err)
 		}
 		if fi, err := os.Lstat(seed); err == nil && fi.IsDir() {
-			if err := h.Runner.Run(ctx, Command{Args: []string{"cp", "-a", "--reflink=auto", "-T", "--", seed, vdir}}); err != nil {
-				return made, fmt.Errorf("create volume %s: copy the image's %s: %w", v, v, err)
+			if err := h.Runner.Run(ctx, Command{Args: []string{"cp", "-a", "--reflink=auto", "-T", "--", seed, b.Source}}); err != nil {
+				return fmt.Errorf("create volume %s: copy the image's %s: %w", b.Destination, b.Destination, err)
 			}
-		} else if err := os.Mkdir(vdir, 0o755); err != nil {
-			return made, fmt.Errorf("create volume %s: %w", v, err)
+		} else if err := os.Mkdir(b.Source, 0o755); err != nil {
+			return fmt.Errorf("create volume %s: %w", b.Destination, err)
 		}
-		made = append(made, vdir)
-		s.Binds = append(s.Binds, Bind{Source: vdir, Destination: v, Idmap: s.PrivateUsers != "no"})
 	}
-	return made, nil
+	return nil
 }
 
 // Create installs machine s: its root filesystem (if cloned), NAME.nspawn,
@@ -338,8 +408,12 @@ func (h Host) Create(ctx context.Context, s Spec, o CreateOptions) (_ *Instance,
 	if _, err := Files(&s, h.NspawnDir, h.UnitDir); err != nil {
 		return nil, fmt.Errorf("create machine %s: %w", s.Name, err)
 	}
-	in := &Instance{Spec: s, Image: o.Image, Created: h.Now().UTC()}
-	if o.VolumesDir != "" && len(s.Volumes) > 0 {
+	planned, vbinds, err := h.plan(s, o)
+	if err != nil {
+		return nil, fmt.Errorf("create machine %s: %w", s.Name, err)
+	}
+	in := &Instance{Spec: planned, Image: o.Image, Created: h.Now().UTC()}
+	if len(vbinds) > 0 {
 		vdir := filepath.Join(o.VolumesDir, s.Name)
 		if _, err := os.Lstat(vdir); err == nil {
 			return nil, fmt.Errorf("create machine %s: %w: %s is in the way", s.Name, ErrExists, vdir)
@@ -349,12 +423,12 @@ func (h Host) Create(ctx context.Context, s Spec, o CreateOptions) (_ *Instance,
 				os.RemoveAll(vdir)
 			}
 		}()
-		if _, err := h.addVolumes(ctx, &s, filepath.Join(h.MachinesDir, o.Image), vdir); err != nil {
+		if err := h.seedVolumes(ctx, vbinds, filepath.Join(h.MachinesDir, o.Image)); err != nil {
 			return nil, fmt.Errorf("create machine %s: %w", s.Name, err)
 		}
-		in.Spec = s
 		in.VolumesDir = vdir
 	}
+	s = planned
 	files, err := Files(&s, h.NspawnDir, h.UnitDir)
 	if err != nil {
 		return nil, fmt.Errorf("create machine %s: %w", s.Name, err)
@@ -500,10 +574,24 @@ func (h Host) List(ctx context.Context) ([]Status, error) {
 
 // Logs writes machine name's journal (its command's output) to w.
 func (h Host) Logs(ctx context.Context, name string, follow bool, w io.Writer) error {
-	if _, err := h.Instance(name); err != nil {
+	in, err := h.Instance(name)
+	if err != nil {
 		return fmt.Errorf("show logs of %s: %w", name, err)
 	}
-	args := []string{"journalctl", "--no-pager", "--output=cat", "--unit=" + ServiceName(name)}
+	args := []string{"journalctl", "--no-pager", "--output=cat"}
+	if in.Spec.Boot {
+		// The machine's console and systemd's messages about it; its
+		// own journal is `journalctl -M NAME`.
+		args = append(args, "--unit="+ServiceName(name))
+	} else {
+		// Only the command's output, as docker logs: it reaches the
+		// journal through the service's stdout stream, while nspawn
+		// logs to the journal directly (SYSTEMD_LOG_TARGET in the unit)
+		// and systemd's messages come from PID 1. Entries of an
+		// earlier machine of the same name are not this one's.
+		args = append(args, "_SYSTEMD_UNIT="+ServiceName(name), "_TRANSPORT=stdout",
+			"--since=@"+strconv.FormatInt(in.Created.Unix(), 10))
+	}
 	if follow {
 		args = append(args, "--follow")
 	}
@@ -556,7 +644,11 @@ func (h Host) Exec(ctx context.Context, name string, argv []string, o ExecOption
 	} else {
 		var buf bytes.Buffer
 		if err := h.Runner.Run(ctx, Command{Args: []string{"machinectl", "show", "--property=Leader", "--value", name}, Stdout: &buf}); err != nil {
-			return 0, fmt.Errorf("exec in %s: is it running? %w", name, err)
+			if exitCode(err) > 0 {
+				// machined does not know it: the service is down.
+				return 0, fmt.Errorf("exec in %s: %w; start it with `berth start %s`", name, ErrNotRunning, name)
+			}
+			return 0, fmt.Errorf("exec in %s: %w", name, err)
 		}
 		leader, err := strconv.Atoi(strings.TrimSpace(buf.String()))
 		if err != nil || leader <= 0 {
@@ -615,6 +707,13 @@ func (h Host) Remove(ctx context.Context, name string, force bool) error {
 		}
 		// Disabling a unit that was never enabled is harmless.
 		if err := h.Runner.Run(ctx, Command{Args: []string{"systemctl", "--quiet", "disable", ServiceName(name)}}); err != nil {
+			return fmt.Errorf("remove machine %s: %w", name, err)
+		}
+		// A failed unit stays in systemd's memory (and in `systemctl
+		// --failed`) after its file is gone. reset-failed of a unit
+		// that did not fail exits non-zero on some versions; that is
+		// not a reason to keep the machine.
+		if err := h.Runner.Run(ctx, Command{Args: []string{"systemctl", "--quiet", "reset-failed", ServiceName(name)}}); err != nil && exitCode(err) < 0 {
 			return fmt.Errorf("remove machine %s: %w", name, err)
 		}
 	}

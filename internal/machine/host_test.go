@@ -130,3 +130,83 @@ func TestCreateIsExclusive(t *testing.T) {
 		t.Errorf("Remove while locked = %v, want ErrBusy", err)
 	}
 }
+
+// TestCreateWithoutIdmappedMounts: where the volumes directory's file
+// system cannot do idmapped mounts (overlayfs, NFS), anonymous volumes stay
+// in the root filesystem, which nspawn chowns into the machine's range; an
+// idmapped bind from such a file system is refused with advice, for create
+// and run alike, while noidmap binds and --private-users=no still work.
+func TestCreateWithoutIdmappedMounts(t *testing.T) {
+	h := testHost(t, &RecordingRunner{})
+	vols := filepath.Join(t.TempDir(), "volumes")
+	var probed []string
+	h.IdmapSupported = func(dir string) (bool, error) {
+		probed = append(probed, dir)
+		return false, nil
+	}
+	img := filepath.Join(h.MachinesDir, "img")
+	mustWrite(t, filepath.Join(img, "data/seed"), "from image")
+	cfg := ImageConfig{Cmd: []string{"/bin/app"}, Volumes: map[string]struct{}{"/data": {}}}
+	s, err := SpecFromImage("img", img, cfg, Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.InitBinary = "/usr/lib/berth/berth-init"
+	opts := CreateOptions{Image: "img", VolumesDir: vols}
+
+	in, err := h.Create(context.Background(), s, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(in.Spec.Binds) != 0 || in.VolumesDir != "" {
+		t.Errorf("volumes bound without idmapped mounts: %+v, volumes dir %q", in.Spec.Binds, in.VolumesDir)
+	}
+	if _, err := os.Stat(vols); err == nil {
+		t.Errorf("%s created for volumes that are not used", vols)
+	}
+	// The probe looked at the nearest directory that exists.
+	if len(probed) != 1 || probed[0] != filepath.Dir(vols) {
+		t.Errorf("probed %q, want [%s]", probed, filepath.Dir(vols))
+	}
+	if err := h.Remove(context.Background(), "img", false); err != nil {
+		t.Fatal(err)
+	}
+
+	bound := s
+	bound.Binds = []Bind{{Source: "/srv/data", Destination: "/srv", Idmap: true}}
+	if _, err := h.Create(context.Background(), bound, opts); !errors.Is(err, ErrInvalidSpec) || !strings.Contains(err.Error(), "noidmap") {
+		t.Errorf("create with an idmapped bind on a file system without idmapped mounts: %v", err)
+	}
+	if _, err := h.Run(context.Background(), bound, RunOptions{}); !errors.Is(err, ErrInvalidSpec) || !strings.Contains(err.Error(), "noidmap") {
+		t.Errorf("run with an idmapped bind on a file system without idmapped mounts: %v", err)
+	}
+	if _, err := h.Planned(bound, opts); !errors.Is(err, ErrInvalidSpec) {
+		t.Errorf("planned (dry run) with an idmapped bind: %v", err)
+	}
+	bound.Binds[0].Idmap = false
+	if _, err := h.Create(context.Background(), bound, opts); err != nil {
+		t.Errorf("create with a noidmap bind: %v", err)
+	}
+}
+
+// TestExecNotRunning: exec into a machine machined does not know says it
+// is not running and how to start it.
+func TestExecNotRunning(t *testing.T) {
+	rr := &RecordingRunner{Results: map[string]Result{"machinectl show --property=Leader --value app": {Code: 1}}}
+	h := testHost(t, rr)
+	h.SystemdBooted = true
+	img := filepath.Join(h.MachinesDir, "app")
+	mustWrite(t, filepath.Join(img, "bin/app"), "")
+	s, err := SpecFromImage("app", img, ImageConfig{Cmd: []string{"/bin/app"}}, Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.InitBinary = "/usr/lib/berth/berth-init"
+	if _, err := h.Create(context.Background(), s, CreateOptions{Image: "app"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = h.Exec(context.Background(), "app", []string{"true"}, ExecOptions{})
+	if !errors.Is(err, ErrNotRunning) || !strings.Contains(err.Error(), "berth start app") {
+		t.Errorf("exec in a stopped machine: %v", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/berth-sh/berth/internal/unit"
 )
@@ -191,6 +192,14 @@ func ServiceCommand(s *Spec) []string {
 	return argv
 }
 
+// timeSpan writes d in systemd's time span syntax, to the millisecond.
+func timeSpan(d time.Duration) string {
+	if d%time.Second == 0 {
+		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
+	}
+	return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
+}
+
 // RenderService renders NAME's service unit (ServiceName), modeled on
 // systemd's own units/systemd-nspawn@.service.
 func RenderService(s *Spec) (*unit.File, error) {
@@ -232,6 +241,13 @@ func RenderService(s *Spec) (*unit.File, error) {
 	// 133 is nspawn's "container asked to reboot".
 	svc.Add("RestartForceExitStatus", "133")
 	svc.Add("SuccessExitStatus", "133")
+	if !s.Boot {
+		// nspawn's own messages go to the journal directly, so that
+		// the service's stdout stream carries only the command's
+		// output (berth logs). nspawn does not pass its environment
+		// into the machine.
+		svc.AddEnv("Environment", "SYSTEMD_LOG_TARGET=journal")
+	}
 	svc.Add("Slice", "machine.slice")
 	svc.Add("Delegate", "yes")
 	tasks := s.Limits.TasksMax
@@ -253,6 +269,9 @@ func RenderService(s *Spec) (*unit.File, error) {
 		restart = "no"
 	}
 	svc.Add("Restart", restart)
+	if s.StopTimeout > 0 {
+		svc.Add("TimeoutStopSec", timeSpan(s.StopTimeout))
+	}
 	svc.Add("DevicePolicy", "closed")
 	svc.Add("DeviceAllow", "/dev/net/tun rwm")
 	svc.Add("DeviceAllow", "char-pts rw")

@@ -48,6 +48,9 @@ func (h Host) RunCommand(s *Spec, o RunOptions) []string {
 // code. The settings file lives only as long as the run. Cancelling ctx
 // stops the machine (SIGTERM to nspawn, which sends the stop signal in).
 func (h Host) Run(ctx context.Context, s Spec, o RunOptions) (int, error) {
+	if err := h.checkIdmap(&s); err != nil {
+		return 0, fmt.Errorf("run %s: %w", s.Name, err)
+	}
 	f, err := RenderNspawn(&s)
 	if err != nil {
 		return 0, fmt.Errorf("run %s: %w", s.Name, err)

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // ErrInvalidSpec is wrapped by every validation error of a Spec.
@@ -63,6 +64,10 @@ type Spec struct {
 	WorkingDir string
 	// StopSignal is sent to the command to stop it ("" = SIGTERM).
 	StopSignal string
+	// StopTimeout is how long systemd waits for the machine to stop after
+	// the stop signal before it kills it (TimeoutStopSec=); 0 leaves
+	// systemd's default.
+	StopTimeout time.Duration
 	// InitBinary is the host path of berth-init, bind-mounted read-only at
 	// InitPath in app machines.
 	InitBinary string
@@ -198,6 +203,9 @@ func (s *Spec) Validate() error {
 	if _, err := SignalName(s.StopSignal); err != nil {
 		return err
 	}
+	if s.StopTimeout < 0 {
+		return fmt.Errorf("%w: stop timeout %v is negative", ErrInvalidSpec, s.StopTimeout)
+	}
 	for _, b := range s.Binds {
 		if !path.IsAbs(b.Source) || !path.IsAbs(b.Destination) {
 			return fmt.Errorf("%w: bind %s:%s needs absolute paths", ErrInvalidSpec, b.Source, b.Destination)
@@ -251,7 +259,7 @@ func (s *Spec) Validate() error {
 	switch s.Restart {
 	case "", "no", "on-success", "on-failure", "on-abnormal", "on-watchdog", "on-abort", "always":
 	default:
-		return fmt.Errorf("%w: restart policy %q", ErrInvalidSpec, s.Restart)
+		return fmt.Errorf("%w: restart policy %q (want no, always, on-success, on-failure, on-abnormal, on-abort or on-watchdog)", ErrInvalidSpec, s.Restart)
 	}
 	return nil
 }

@@ -103,8 +103,9 @@ func imageOf(t testing.TB, platform string, layers ...v1.Layer) v1.Image {
 // testRegistry is ggcr's in-memory registry behind a handler that counts
 // requests and lets a test intercept them.
 type testRegistry struct {
-	srv  *httptest.Server
-	host string // 127.0.0.1:PORT
+	srv   *httptest.Server
+	host  string       // 127.0.0.1:PORT
+	inner http.Handler // the registry itself, for intercepts that pass through
 
 	mu        sync.Mutex
 	manifests int // GET/HEAD /v2/.../manifests/...
@@ -117,6 +118,7 @@ func newTestRegistry(t testing.TB) *testRegistry {
 	t.Helper()
 	tr := &testRegistry{}
 	reg := registry.New(registry.Logger(discardLogger()))
+	tr.inner = reg
 	tr.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tr.mu.Lock()
 		switch {

@@ -529,3 +529,35 @@ func TestLinesProgress(t *testing.T) {
 		}
 	}
 }
+
+func TestCorruptStoreBlobIsDroppedAndRefetched(t *testing.T) {
+	reg := newTestRegistry(t)
+	l := layerOf(t, tarOf(t, "a", strings.Repeat("abc", 1000)), "gzip")
+	ref := reg.push(t, "app:1", imageOf(t, "linux/amd64", l))
+	e := newEnv(t)
+	e.pull(t, ref)
+	d, _ := l.Digest()
+	st, _ := store.Open(e.root)
+	b, err := os.ReadFile(st.BlobPath(d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0xff // same size, different bytes
+	if err := os.WriteFile(st.BlobPath(d), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	// A second machine from the same image uses the store copy.
+	_, err = Pull(context.Background(), func() Options { o := e.opts(ref); o.Name = "second"; return o }())
+	if !errors.Is(err, store.ErrDigestMismatch) || !strings.Contains(err.Error(), "stored copy") {
+		t.Fatalf("pull from a corrupt store: err = %v, want a stored-copy digest mismatch", err)
+	}
+	if _, ok := st.Has(d); ok {
+		t.Error("corrupt blob still in the store")
+	}
+	reg.resetCounts()
+	e.pull(t, ref, func(o *Options) { o.Name = "second" })
+	if _, blobs := reg.counts(); blobs != 1 {
+		t.Errorf("refetch made %d blob requests, want 1 (the dropped layer)", blobs)
+	}
+}

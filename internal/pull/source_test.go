@@ -240,3 +240,22 @@ http:
 		t.Error("re-pull not up to date")
 	}
 }
+
+func TestPullFromUntaggedMultiPlatformLayout(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "multi")
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, plat := range []string{"linux/amd64", "linux/arm64"} {
+		pl, _ := ParsePlatform(plat)
+		if err := p.AppendImage(imageOf(t, plat, layerOf(t, tarOf(t, "p", plat), "gzip")), layout.WithPlatform(pl)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := newEnv(t)
+	e.pull(t, "oci:"+dir, func(o *Options) { o.Platform = &v1.Platform{OS: "linux", Architecture: "arm64"} })
+	if got := readFile(t, filepath.Join(e.machines, "multi", "p")); got != "linux/arm64" {
+		t.Errorf("p = %q, want linux/arm64", got)
+	}
+}

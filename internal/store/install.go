@@ -173,7 +173,7 @@ func ConfigPath(machinesDir, name string) string {
 // its image config, parsed. The config is read from the store by digest and
 // verified, so it is exactly what the machine was installed from.
 func LoadMachine(root, name string) (*Record, *v1.ConfigFile, error) {
-	s := &Store{root: root}
+	s := At(root)
 	r, err := s.Record(name)
 	if err != nil {
 		return nil, nil, err

@@ -110,7 +110,7 @@ func (s *Store) Record(name string) (*Record, error) {
 	}
 	b, err := os.ReadFile(s.recordPath(name))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("read record: %w: %s", ErrNotFound, name)
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, name)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read record %s: %w", name, err)
@@ -139,6 +139,9 @@ func (s *Store) RemoveRecord(name string) error {
 // Records lists all machine records, sorted by name.
 func (s *Store) Records() ([]*Record, error) {
 	ents, err := os.ReadDir(filepath.Join(s.root, machinesDir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("list machines: %w", err)
 	}

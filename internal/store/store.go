@@ -68,6 +68,10 @@ func Open(root string) (*Store, error) {
 	return s, nil
 }
 
+// At returns the store at root without creating anything, for read-only
+// use: listing a store that does not exist yet shows no machines.
+func At(root string) *Store { return &Store{root: root} }
+
 // Root is the store's directory.
 func (s *Store) Root() string { return s.root }
 
@@ -272,4 +276,15 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) (err error) {
 // .oci-config next to its rootfs).
 func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
 	return writeFileAtomic(path, data, mode)
+}
+
+// RemoveBlob deletes blob d (a store copy found corrupt). Missing is fine.
+func (s *Store) RemoveBlob(d v1.Hash) error {
+	if err := checkDigest(d); err != nil {
+		return fmt.Errorf("remove blob: %w", err)
+	}
+	if err := os.Remove(s.BlobPath(d)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove blob %s: %w", d, err)
+	}
+	return nil
 }

@@ -38,7 +38,7 @@ type LayerSpec struct {
 	Whiteouts []string
 	// Opaque are directories whose lower-layer contents this layer hides.
 	Opaque []string
-	// Exclude are filepath.Match patterns on the slash-separated relative
+	// Exclude are path.Match patterns on the slash-separated relative
 	// path; a matching entry is left out together with its subtree. Lets a
 	// debootstrap tree become a layer without its /dev nodes or apt caches.
 	Exclude []string
@@ -89,7 +89,11 @@ func writeLayerTar(w io.Writer, spec LayerSpec, tmp string) error {
 		return err
 	}
 	entries = append(entries, markers...)
-	sortEntries(entries)
+	// A tar source keeps its order: in hand-made test tars the order is the
+	// point (a symlink, then a file written through it); markers go last.
+	if spec.Kind != "tar" {
+		sortEntries(entries)
+	}
 
 	tw := tar.NewWriter(w)
 	for _, e := range entries {
@@ -215,6 +219,9 @@ type inode struct{ dev, ino uint64 }
 // directory conventions become OCI markers: a 0:0 character device is a
 // whiteout and a directory with the overlay opaque xattr gets an opaque marker.
 func walkDir(root string, overlay bool, exclude []string) ([]tarEntry, error) {
+	// WalkDir hands out cleaned paths; a root with a trailing slash would
+	// otherwise not be a prefix of them.
+	root = filepath.Clean(root)
 	var entries []tarEntry
 	seen := map[inode]string{}
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {

@@ -1,0 +1,78 @@
+package cli
+
+import (
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-sh/berth/internal/project"
+)
+
+func newComposeExecCmd(env Env, g *Globals, cf *composeFlags) *cobra.Command {
+	var o project.ExecOptions
+	var noTTY bool
+	cmd := &cobra.Command{
+		Use:   "exec [-T] SERVICE COMMAND [ARG...]",
+		Short: "Run a command in a running service's machine; exits with its status",
+		Long: `Run a command in a running service's machine, as the service's user, in its
+working directory, with its environment. berth exits with the command's
+exit status.
+
+The command gets berth's terminal when stdin and stdout are terminals;
+-T gives it pipes instead (for scripts, and to read its output exactly).`,
+		Args: cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := composeProjectName(cmd, cf)
+			if err != nil {
+				return err
+			}
+			o.Stdin, o.Stdout, o.Stderr = env.Stdin, env.Stdout, env.Stderr
+			if noTTY || !isTerminal(env.Stdin) || !isTerminal(env.Stdout) {
+				// Hiding the *os.File makes the runner copy through
+				// pipes, so the command sees no terminal.
+				o.Stdin = readerOnly{env.Stdin}
+				o.Stdout = writerOnly{env.Stdout}
+				o.Stderr = writerOnly{env.Stderr}
+			}
+			code, err := composeHost(env, g).Exec(cmd.Context(), name, args[0], args[1:], o)
+			if err != nil {
+				return err
+			}
+			if code != 0 {
+				return &ExitError{Code: code}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	// Flags end at SERVICE: the command's own flags are its own.
+	f.SetInterspersed(false)
+	f.BoolVarP(&noTTY, "no-TTY", "T", false, "do not give the command a terminal")
+	f.IntVar(&o.Index, "index", 1, "which instance of the service")
+	f.StringVarP(&o.User, "user", "u", "", "run as this user (default: the service's)")
+	f.StringVarP(&o.WorkDir, "workdir", "w", "", "working directory (default: the service's)")
+	f.StringArrayVarP(&o.Env, "env", "e", nil, "set KEY=VALUE (repeatable)")
+	// docker compose accepts -i and -t for compatibility; a terminal is
+	// given whenever there is one.
+	var ignored bool
+	f.BoolVarP(&ignored, "interactive", "i", true, "keep stdin open (always)")
+	f.BoolVarP(&ignored, "tty", "t", true, "give a terminal when there is one (default)")
+	f.MarkHidden("interactive")
+	f.MarkHidden("tty")
+	return cmd
+}
+
+func isTerminal(v any) bool {
+	f, ok := v.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+type readerOnly struct{ io.Reader }
+
+type writerOnly struct{ io.Writer }

@@ -1,0 +1,47 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+)
+
+func newComposeImagesCmd(env Env, g *Globals, cf *composeFlags) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "images [SERVICE...]",
+		Short: "List the image each machine of the project runs",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := composeProjectName(cmd, cf)
+			if err != nil {
+				return err
+			}
+			rows, err := composeHost(env, g).Images(name, args, composeImages(env, g))
+			if err != nil {
+				return err
+			}
+			switch format {
+			case "json":
+				b, err := json.MarshalIndent(rows, "", "  ")
+				if err != nil {
+					return err
+				}
+				_, err = fmt.Fprintf(env.Stdout, "%s\n", b)
+				return err
+			case "table":
+			default:
+				return errorf("images %s: unknown format %q (want table or json)", name, format)
+			}
+			tw := tabwriter.NewWriter(env.Stdout, 0, 4, 3, ' ', 0)
+			fmt.Fprintln(tw, "MACHINE\tSERVICE\tIMAGE\tDIGEST\tSIZE")
+			for _, r := range rows {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", r.Machine, r.Service, r.Reference, r.Digest, r.Size)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", "table", "output format: table or json")
+	return cmd
+}

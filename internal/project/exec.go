@@ -1,0 +1,178 @@
+package project
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/berth-sh/berth/internal/machine"
+)
+
+func usTime(us int64) string {
+	return time.UnixMicro(us).UTC().Format(time.RFC3339Nano)
+}
+
+// ExecOptions say how `berth compose exec` runs a command.
+type ExecOptions struct {
+	// Index is the instance (1-based). Default 1.
+	Index int
+	// User and WorkDir override the service's; Env adds KEY=VALUE.
+	User    string
+	WorkDir string
+	Env     []string
+	Stdin   io.Reader
+	Stdout  io.Writer
+	Stderr  io.Writer
+}
+
+// Exec runs argv in the running machine of service and returns its exit
+// status. It enters the machine's namespaces and root with nsenter and
+// starts the command through berth-init with the options the machine's
+// own berth-init has (user, working directory, environment), so the
+// command sees what the service's command sees. Whether it gets a
+// terminal is up to the caller: the command inherits Stdin/Stdout as
+// they are given.
+func (h *Host) Exec(ctx context.Context, name, service string, argv []string, o ExecOptions) (int, error) {
+	h.fill()
+	if len(argv) == 0 {
+		return 0, fmt.Errorf("exec in %s/%s: no command given", name, service)
+	}
+	m, err := h.Manifest(name)
+	if err != nil {
+		return 0, err
+	}
+	svcs, err := m.Select([]string{service})
+	if err != nil {
+		return 0, err
+	}
+	if o.Index <= 0 {
+		o.Index = 1
+	}
+	if o.Index > len(svcs[0].Instances) {
+		return 0, fmt.Errorf("exec in %s/%s: service has %d instances, not %d", name, service, len(svcs[0].Instances), o.Index)
+	}
+	mach := svcs[0].Instances[o.Index-1].Machine
+	leader, err := h.leader(ctx, mach)
+	if err != nil {
+		return 0, fmt.Errorf("exec in %s/%s: %w", name, service, err)
+	}
+	cmdline, err := h.ReadFile("/proc/" + strconv.Itoa(leader) + "/cmdline")
+	if err != nil {
+		return 0, fmt.Errorf("exec in %s/%s: read the machine's init command: %w", name, service, err)
+	}
+	environ, err := h.ReadFile("/proc/" + strconv.Itoa(leader) + "/environ")
+	if err != nil {
+		return 0, fmt.Errorf("exec in %s/%s: read the machine's environment: %w", name, service, err)
+	}
+	initArgv, err := execInitArgv(split0(cmdline), argv, o)
+	if err != nil {
+		return 0, fmt.Errorf("exec in %s/%s: %w", name, service, err)
+	}
+	c := machine.Command{
+		Args:   append([]string{"nsenter", "--target=" + strconv.Itoa(leader), "--all", "--root", "--wd", "--"}, initArgv...),
+		Env:    split0(environ),
+		Stdin:  o.Stdin,
+		Stdout: o.Stdout,
+		Stderr: o.Stderr,
+	}
+	err = h.Runner.Run(ctx, c)
+	var ee *machine.ExitError
+	if errors.As(err, &ee) {
+		return ee.Code, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("exec in %s/%s: %w", name, service, err)
+	}
+	return 0, nil
+}
+
+// leader asks machined for the PID of a machine's init.
+func (h *Host) leader(ctx context.Context, mach string) (int, error) {
+	out, err := h.output(ctx, "machinectl", "show", "--property=Leader", "--value", "--", mach)
+	if err != nil {
+		return 0, fmt.Errorf("machine %s is not running: %w", mach, err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(out))
+	if err != nil || pid <= 0 {
+		return 0, fmt.Errorf("machine %s: machinectl reported leader %q", mach, strings.TrimSpace(out))
+	}
+	return pid, nil
+}
+
+func split0(b []byte) []string {
+	var out []string
+	for _, f := range bytes.Split(b, []byte{0}) {
+		if len(f) > 0 {
+			out = append(out, string(f))
+		}
+	}
+	return out
+}
+
+// execInitArgv builds the berth-init command line for an exec from the
+// machine's own: the same options (user, working directory, --keep-home,
+// the environment it was given as JSON), those of o overriding, and argv
+// instead of the service's command.
+func execInitArgv(leader, argv []string, o ExecOptions) ([]string, error) {
+	if len(leader) == 0 || leader[0] != machine.InitPath {
+		return nil, fmt.Errorf("the machine's init is %q, not berth-init", strings.Join(leader, " "))
+	}
+	out := []string{machine.InitPath}
+	user, workdir := o.User, o.WorkDir
+	for i := 1; i < len(leader); i++ {
+		a := leader[i]
+		if a == "--" || a == "--argv-json" {
+			break
+		}
+		switch a {
+		case "--user", "--workdir", "--env-json":
+			if i+1 >= len(leader) {
+				return nil, fmt.Errorf("the machine's init command ends after %s", a)
+			}
+			i++
+			switch {
+			case a == "--user" && user == "":
+				user = leader[i]
+			case a == "--workdir" && workdir == "":
+				workdir = leader[i]
+			case a == "--env-json":
+				out = append(out, a, leader[i])
+			}
+		case "--keep-home":
+			out = append(out, a)
+		}
+	}
+	if user != "" {
+		out = append(out, "--user", user)
+	}
+	if workdir != "" {
+		out = append(out, "--workdir", workdir)
+	}
+	if len(o.Env) > 0 {
+		env, err := jsonList(o.Env)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, "--env-json", env)
+	}
+	out = append(out, "--")
+	return append(out, argv...), nil
+}
+
+// jsonList encodes KEY=VALUE assignments for berth-init's --env-json,
+// which carries any character (a newline in a value) exactly.
+func jsonList(env []string) (string, error) {
+	for _, kv := range env {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return "", fmt.Errorf("environment %q is not KEY=VALUE", kv)
+		}
+	}
+	b, err := json.Marshal(env)
+	return string(b), err
+}

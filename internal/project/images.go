@@ -1,0 +1,178 @@
+package project
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/berth-sh/berth/internal/pull"
+	"github.com/berth-sh/berth/internal/store"
+)
+
+// Images is where machines get their root filesystems. Each compose
+// instance is its own berth machine (MACHINES_DIR/M with a store record),
+// so a service's image is installed once per instance; layers are shared
+// in the store.
+type Images interface {
+	// Installed returns the manifest digest of ref if machine has it
+	// installed (record and root filesystem present), else ok=false.
+	Installed(machine, ref string) (digest string, ok bool)
+	// Pull installs ref as machine, replacing an older image; it returns
+	// the manifest digest. stop, if not nil, is called before a machine's
+	// tree is replaced by a different image (never when it is up to
+	// date), so a running machine is stopped only when it must be.
+	Pull(ctx context.Context, ref, machine string, stop func() error) (string, error)
+	// Info returns the image config of ref if any machine has it.
+	Info(ref string) (*v1.Config, bool)
+	// Image describes what machine has installed; ok=false if nothing.
+	Image(machine string) (ImageRecord, bool)
+	// Remove deletes machine's root filesystem and record; a machine
+	// berth has no record of is not an error (nothing to remove).
+	Remove(ctx context.Context, machine string) error
+	// GC removes store blobs no machine uses any more.
+	GC(ctx context.Context) (files int, bytes int64, err error)
+}
+
+// ImageRecord is what `berth compose images` shows of one machine.
+type ImageRecord struct {
+	Reference string `json:"reference"`
+	Digest    string `json:"digest"`
+	Size      int64  `json:"size"`
+}
+
+// StoreImages keeps images in berth's store, pulling with package pull.
+type StoreImages struct {
+	Root        string
+	MachinesDir string
+	// Progress returns a reporter for one pull's progress; nil: none.
+	Progress func() pull.Reporter
+	// Insecure allows plain HTTP to non-loopback registries.
+	Insecure bool
+}
+
+func (s StoreImages) open() (*store.Store, bool) {
+	// A host with nothing pulled has no store yet; reading must not
+	// create one.
+	if _, err := os.Stat(filepath.Join(s.Root, "machines")); err != nil {
+		return nil, false
+	}
+	st, err := store.Open(s.Root)
+	return st, err == nil
+}
+
+func normalize(ref string) string {
+	r, err := pull.ParseRef(ref, false)
+	if err != nil {
+		return ref
+	}
+	return r.String()
+}
+
+// Installed implements Images.
+func (s StoreImages) Installed(machine, ref string) (string, bool) {
+	st, ok := s.open()
+	if !ok {
+		return "", false
+	}
+	rec, err := st.Record(machine)
+	if err != nil || rec.Reference != normalize(ref) {
+		return "", false
+	}
+	if fi, err := os.Stat(filepath.Join(s.MachinesDir, machine)); err != nil || !fi.IsDir() {
+		return "", false
+	}
+	return rec.Manifest.String(), true
+}
+
+// Pull implements Images.
+func (s StoreImages) Pull(ctx context.Context, ref, machine string, stop func() error) (string, error) {
+	o := pull.Options{Ref: ref, Name: machine, Root: s.Root, MachinesDir: s.MachinesDir, Insecure: s.Insecure}
+	var stopErr error
+	if stop != nil {
+		// pull asks whether the machine runs only when it is about
+		// to replace its tree: the moment to stop it.
+		o.Running = func(name string) bool {
+			stopErr = stop()
+			return pull.MachinedRunning(name)
+		}
+	}
+	if s.Progress != nil {
+		r := s.Progress()
+		defer r.Close()
+		o.Progress = r
+	}
+	res, err := pull.Pull(ctx, o)
+	if stopErr != nil {
+		return "", fmt.Errorf("stop machine %s to replace its image: %w", machine, stopErr)
+	}
+	if err != nil {
+		return "", err
+	}
+	return res.Record.Manifest.String(), nil
+}
+
+// Info implements Images.
+func (s StoreImages) Info(ref string) (*v1.Config, bool) {
+	st, ok := s.open()
+	if !ok {
+		return nil, false
+	}
+	recs, err := st.Records()
+	if err != nil {
+		return nil, false
+	}
+	want := normalize(ref)
+	for _, rec := range recs {
+		if rec.Reference != want {
+			continue
+		}
+		cf, err := st.Config(rec)
+		if err != nil {
+			continue
+		}
+		return &cf.Config, true
+	}
+	return nil, false
+}
+
+// Image implements Images.
+func (s StoreImages) Image(machine string) (ImageRecord, bool) {
+	st, ok := s.open()
+	if !ok {
+		return ImageRecord{}, false
+	}
+	rec, err := st.Record(machine)
+	if err != nil {
+		return ImageRecord{}, false
+	}
+	return ImageRecord{Reference: rec.Reference, Digest: rec.Manifest.String(), Size: rec.Size}, true
+}
+
+// Remove implements Images.
+func (s StoreImages) Remove(ctx context.Context, machine string) error {
+	st, ok := s.open()
+	if !ok {
+		return nil
+	}
+	err := st.RemoveMachine(ctx, s.MachinesDir, machine)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("remove machine %s: %w", machine, err)
+	}
+	return nil
+}
+
+// GC implements Images.
+func (s StoreImages) GC(ctx context.Context) (int, int64, error) {
+	st, ok := s.open()
+	if !ok {
+		return 0, 0, nil
+	}
+	return st.CollectGarbage(ctx)
+}

@@ -1,0 +1,202 @@
+// Package project drives an installed berth compose project on systemd:
+// it installs the file set compose.Convert renders (atomically, under a
+// project lock), reloads systemd, starts and stops the project target,
+// waits until every service is running or healthy, and reports state,
+// logs, processes and images. Every external program (systemctl,
+// journalctl, machinectl, nsenter, ps) runs through a machine.Runner, so
+// tests drive the package with a recording fake.
+package project
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/berth-sh/berth/internal/machine"
+)
+
+// ErrNotInstalled: the project has no manifest; `berth compose up` has not
+// installed it (or `down` removed it).
+var ErrNotInstalled = errors.New("project is not installed")
+
+// ErrNoService: a service named on the command line is not in the project.
+var ErrNoService = errors.New("no such service")
+
+// Host is where projects are installed and the tools that drive them. The
+// zero value of each field means the documented default.
+type Host struct {
+	// Root is berth's state directory. Default /var/lib/berth.
+	Root string
+	// MachinesDir holds machine root filesystems. Default /var/lib/machines.
+	MachinesDir string
+	// UnitDir is where unit files are installed. Default /etc/systemd/system.
+	UnitDir string
+	// NspawnDir is where .nspawn files are installed. Default
+	// /etc/systemd/nspawn.
+	NspawnDir string
+	// Runner runs systemctl, journalctl, machinectl, nsenter and ps.
+	// Default machine.ExecRunner.
+	Runner machine.Runner
+	// Stderr receives progress and warnings. Default io.Discard.
+	Stderr io.Writer
+	// Now is the clock; Sleep waits between polls (both replaceable so
+	// tests never wait). Defaults time.Now and a context-aware sleep.
+	Now   func() time.Time
+	Sleep func(ctx context.Context, d time.Duration) error
+	// ReadFile reads host files the kernel provides (/proc/PID/environ,
+	// cgroup.procs). Default os.ReadFile.
+	ReadFile func(string) ([]byte, error)
+}
+
+func (h *Host) fill() {
+	if h.Root == "" {
+		h.Root = "/var/lib/berth"
+	}
+	if h.MachinesDir == "" {
+		h.MachinesDir = "/var/lib/machines"
+	}
+	if h.UnitDir == "" {
+		h.UnitDir = "/etc/systemd/system"
+	}
+	if h.NspawnDir == "" {
+		h.NspawnDir = "/etc/systemd/nspawn"
+	}
+	if h.Runner == nil {
+		h.Runner = machine.ExecRunner{}
+	}
+	if h.Stderr == nil {
+		h.Stderr = io.Discard
+	}
+	if h.Now == nil {
+		h.Now = time.Now
+	}
+	if h.Sleep == nil {
+		h.Sleep = sleepCtx
+	}
+	if h.ReadFile == nil {
+		h.ReadFile = os.ReadFile
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// Manifest is project.json, written by compose.Convert: which units and
+// machines belong to a project. It holds no secret values.
+type Manifest struct {
+	Project  string            `json:"project"`
+	Target   string            `json:"target"`
+	Networks []ManifestNetwork `json:"networks"`
+	Services []ManifestService `json:"services"`
+	Units    []string          `json:"units"`
+	Volumes  []string          `json:"volume_dirs,omitempty"`
+}
+
+// ManifestNetwork is one project network.
+type ManifestNetwork struct {
+	Name    string `json:"name"`
+	Bridge  string `json:"bridge"`
+	Subnet  string `json:"subnet"`
+	Unit    string `json:"unit,omitempty"`
+	Managed bool   `json:"managed"`
+}
+
+// ManifestService is one compose service.
+type ManifestService struct {
+	Name      string             `json:"name"`
+	Image     string             `json:"image"`
+	Oneshot   bool               `json:"oneshot,omitempty"`
+	Labels    map[string]string  `json:"labels,omitempty"`
+	Expose    []string           `json:"expose,omitempty"`
+	Instances []ManifestInstance `json:"instances"`
+}
+
+// ManifestInstance is one machine of a service.
+type ManifestInstance struct {
+	Machine   string            `json:"machine"`
+	Unit      string            `json:"unit"`
+	Health    string            `json:"health_unit,omitempty"`
+	Addresses map[string]string `json:"addresses,omitempty"`
+	Ports     []string          `json:"ports,omitempty"`
+}
+
+// Dir is the state directory of project name.
+func (h *Host) Dir(name string) string {
+	h.fill()
+	return filepath.Join(h.Root, "compose", name)
+}
+
+func (h *Host) manifestPath(name string) string {
+	return filepath.Join(h.Dir(name), "project.json")
+}
+
+// Manifest reads the installed manifest of project name; ErrNotInstalled
+// if there is none.
+func (h *Host) Manifest(name string) (*Manifest, error) {
+	b, err := os.ReadFile(h.manifestPath(name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("read project %s: %w (run berth compose up first)", name, ErrNotInstalled)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read project %s: %w", name, err)
+	}
+	var m Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("read project %s: %s: %w", name, h.manifestPath(name), err)
+	}
+	return &m, nil
+}
+
+// Select returns the services named (all when names is empty), in
+// manifest order; an unknown name is ErrNoService.
+func (m *Manifest) Select(names []string) ([]ManifestService, error) {
+	if len(names) == 0 {
+		return m.Services, nil
+	}
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	var out []ManifestService
+	for _, s := range m.Services {
+		if want[s.Name] {
+			out = append(out, s)
+			delete(want, s.Name)
+		}
+	}
+	for _, n := range names {
+		if want[n] {
+			return nil, fmt.Errorf("select service %q in project %s: %w", n, m.Project, ErrNoService)
+		}
+	}
+	return out, nil
+}
+
+// serviceUnits lists the machine units of services, with their health
+// units.
+func serviceUnits(svcs []ManifestService, withHealth bool) []string {
+	var out []string
+	for _, s := range svcs {
+		for _, in := range s.Instances {
+			out = append(out, in.Unit)
+			if withHealth && in.Health != "" {
+				out = append(out, in.Health)
+			}
+		}
+	}
+	return out
+}
