@@ -12,7 +12,11 @@ packages=(
 	skopeo            # benchmark peer
 	podman            # benchmark peer
 	zstd
-	iproute2
+	iproute2          # veths, bridges, netns for compose networks
+	nftables          # masquerading and isolation of compose networks
+	procps
+	util-linux        # nsenter, unshare
+	systemd           # systemd-analyze verify, systemd-socket-proxyd
 	curl
 	jq
 	time # /usr/bin/time for peak RSS in benchmarks

@@ -70,8 +70,10 @@ type Options struct {
 	// Now is the clock for the record's pull time. Default time.Now.
 	Now func() time.Time
 	// Running reports whether machine name is running; a running machine's
-	// tree is not replaced under it. Default: registered with
-	// systemd-machined (/run/systemd/machines/NAME exists).
+	// tree is not replaced under it. It is called only when an installed
+	// tree is about to be replaced (after the new image resolved and
+	// differs), so a caller may stop the machine there. Default: registered
+	// with systemd-machined (/run/systemd/machines/NAME exists).
 	Running func(name string) bool
 }
 

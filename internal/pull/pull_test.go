@@ -561,3 +561,42 @@ func TestCorruptStoreBlobIsDroppedAndRefetched(t *testing.T) {
 		t.Errorf("refetch made %d blob requests, want 1 (the dropped layer)", blobs)
 	}
 }
+
+func TestGarbageCollectionWaitsForPulls(t *testing.T) {
+	reg := newTestRegistry(t)
+	slow := layerOf(t, tarOf(t, "slow", "s"), "gzip")
+	ref := reg.push(t, "app:1", imageOf(t, "linux/amd64", layerOf(t, tarOf(t, "fast", "f"), "gzip"), slow))
+	slowDigest, _ := slow.Digest()
+	e := newEnv(t)
+
+	inFlight, release := make(chan struct{}), make(chan struct{})
+	reg.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.HasSuffix(r.URL.Path, "/blobs/"+slowDigest.String()) && r.Method == http.MethodGet {
+			close(inFlight)
+			<-release
+		}
+		return false
+	})
+	errc := make(chan error, 1)
+	go func() {
+		_, err := Pull(context.Background(), e.opts(ref))
+		errc <- err
+	}()
+	<-inFlight
+	// The first layer is in the store but no record names it yet: a
+	// collection now would delete it under the running pull.
+	st, err := store.Open(e.root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ran, err := st.TryCollectGarbage(); ran || err != nil {
+		t.Errorf("garbage collection ran during a pull (err %v)", err)
+	}
+	close(release)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if n, _, ran, err := st.TryCollectGarbage(); !ran || n != 0 || err != nil {
+		t.Errorf("after the pull: ran %v, removed %d, err %v; want true, 0, nil", ran, n, err)
+	}
+}
