@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"os"
 
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
@@ -17,6 +16,8 @@ type composeFlags struct {
 	profiles   []string
 	envFiles   []string
 	projectDir string
+	// environ is the process environment used for interpolation.
+	environ []string
 }
 
 func (f *composeFlags) loadOptions() compose.LoadOptions {
@@ -26,14 +27,12 @@ func (f *composeFlags) loadOptions() compose.LoadOptions {
 		ProjectName: f.project,
 		Profiles:    f.profiles,
 		EnvFiles:    f.envFiles,
-		// Interpolation needs the whole environment, which Env only
-		// offers by key.
-		Environ: os.Environ(),
+		Environ:     f.environ,
 	}
 }
 
 func newComposeCmd(env Env, g *Globals) *cobra.Command {
-	cf := &composeFlags{}
+	cf := &composeFlags{environ: env.Environ}
 	cmd := &cobra.Command{
 		Use:   "compose",
 		Short: "Run docker compose projects as systemd-nspawn machines",

@@ -30,9 +30,11 @@ The command gets berth's terminal when stdin and stdout are terminals;
 			}
 			o.Stdin, o.Stdout, o.Stderr = env.Stdin, env.Stdout, env.Stderr
 			if noTTY || !isTerminal(env.Stdin) || !isTerminal(env.Stdout) {
-				// Hiding the *os.File makes the runner copy through
-				// pipes, so the command sees no terminal.
-				o.Stdin = readerOnly{env.Stdin}
+				// Hiding the *os.File makes the runner copy output
+				// through pipes, so the command's output is no
+				// terminal. Stdin stays as it is: a copied stdin
+				// would keep berth waiting for input after the
+				// command exited.
 				o.Stdout = writerOnly{env.Stdout}
 				o.Stderr = writerOnly{env.Stderr}
 			}
@@ -72,7 +74,5 @@ func isTerminal(v any) bool {
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
 }
-
-type readerOnly struct{ io.Reader }
 
 type writerOnly struct{ io.Writer }

@@ -22,6 +22,9 @@ type Env struct {
 	Stdout io.Writer
 	Stderr io.Writer
 	Getenv func(string) string
+	// Environ is the whole environment as KEY=VALUE pairs, for compose
+	// interpolation, which needs every variable rather than one by key.
+	Environ []string
 	// Machines returns the system the machine verbs drive, given berth's
 	// state directory and machines directory; nil means the real one
 	// (machine.NewHost). Tests point it at temporary directories and a

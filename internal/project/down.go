@@ -41,7 +41,12 @@ func (h *Host) Down(ctx context.Context, name string, o DownOptions) error {
 	if err != nil {
 		return err
 	}
-	units := append([]string{m.Target}, m.Units...)
+	units := []string{m.Target}
+	for _, u := range m.Units {
+		if u != m.Target {
+			units = append(units, u)
+		}
+	}
 	// Stopping the target stops everything PartOf it; naming every unit
 	// also catches units a failed earlier up left running outside it.
 	if err := h.systemctl(ctx, append([]string{"stop", "--"}, units...)...); err != nil {

@@ -29,10 +29,10 @@ func TestDownRemovesEverythingButVolumes(t *testing.T) {
 	if err := e.host.Down(context.Background(), "app", DownOptions{Images: e.images}); err != nil {
 		t.Fatal(err)
 	}
-	want := `systemctl stop -- berth_app.target berth-app-api-1.service berth-app-db-1.service berth-app-db-1_health.service berth-app-migrate-1.service berth-app-web-1.service berth-app-web-1_port-127-0-0-1-8080-tcp.service berth-app-web-1_port-127-0-0-1-8080-tcp.socket berth_app.target berth_br-2bfbdcbb4a7c.service
+	want := `systemctl stop -- berth_app.target berth-app-api-1.service berth-app-db-1.service berth-app-db-1_health.service berth-app-migrate-1.service berth-app-web-1.service berth-app-web-1_port-127-0-0-1-8080-tcp.service berth-app-web-1_port-127-0-0-1-8080-tcp.socket berth_br-e6fb520bbf46.service
 systemctl disable -- berth_app.target
 systemctl daemon-reload
-systemctl reset-failed -- berth_app.target berth-app-api-1.service berth-app-db-1.service berth-app-db-1_health.service berth-app-migrate-1.service berth-app-web-1.service berth-app-web-1_port-127-0-0-1-8080-tcp.service berth-app-web-1_port-127-0-0-1-8080-tcp.socket berth_app.target berth_br-2bfbdcbb4a7c.service
+systemctl reset-failed -- berth_app.target berth-app-api-1.service berth-app-db-1.service berth-app-db-1_health.service berth-app-migrate-1.service berth-app-web-1.service berth-app-web-1_port-127-0-0-1-8080-tcp.service berth-app-web-1_port-127-0-0-1-8080-tcp.socket berth_br-e6fb520bbf46.service
 `
 	if got := e.fake.Commands(); got != want {
 		t.Errorf("commands:\n%s\nwant:\n%s", got, want)

@@ -132,6 +132,9 @@ func (h *Host) Up(ctx context.Context, p *compose.Project, o UpOptions) (*UpResu
 		return res, err
 	}
 	plan := conv.Plan
+	if err := h.checkSubnets(ctx, plan); err != nil {
+		return res, fmt.Errorf("up %s: %w", p.Name, err)
+	}
 	hashes, err := machineHashes(plan, conv.Files, co, digests)
 	if err != nil {
 		return res, fmt.Errorf("up %s: %w", p.Name, err)

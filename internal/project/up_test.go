@@ -23,7 +23,8 @@ func TestUpInstallsPullsAndStarts(t *testing.T) {
 	if len(res.Restarted) != 0 {
 		t.Errorf("first up restarted %v", res.Restarted)
 	}
-	want := `systemctl daemon-reload
+	want := `ip -o -4 route show table all
+systemctl daemon-reload
 systemctl enable -- berth_app.target
 systemctl start --no-block -- berth_app.target
 systemctl list-jobs --plain --no-legend
@@ -230,5 +231,28 @@ func TestConcurrentUpsAreSerialised(t *testing.T) {
 	}
 	if waited == 0 || !strings.Contains(e.stderr.String(), "waiting for another berth command on project app") {
 		t.Errorf("up did not wait for the lock (waited %d): %s", waited, e.stderr)
+	}
+}
+
+func TestUpRefusesSubnetsThatOverlapHostRoutes(t *testing.T) {
+	e := newTestEnv(t)
+	p := e.load(t, stackYAML)
+	// The project's automatic subnet, as the conversion picks it.
+	res, err := e.up(t, p, UpOptions{NoStart: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = res
+	m, _ := e.host.Manifest("app")
+	subnet := m.Networks[0].Subnet
+	e.fake.out["ip -o -4 route show table all"] = "default via 10.0.0.1 dev eth0\n" + subnet + " dev wg0 proto kernel scope link src 1.2.3.4\n"
+	_, err = e.up(t, e.load(t, stackYAML), UpOptions{})
+	if err == nil || !strings.Contains(err.Error(), "network default ("+subnet+") overlaps the host's route "+subnet+" dev wg0") {
+		t.Errorf("up = %v, want an overlap error", err)
+	}
+	// A route through the project's own bridge is not a conflict.
+	e.fake.out["ip -o -4 route show table all"] = subnet + " dev " + m.Networks[0].Bridge + " proto kernel scope link\nlocal 127.0.0.1 dev lo table local\n"
+	if _, err := e.up(t, e.load(t, stackYAML), UpOptions{}); err != nil {
+		t.Errorf("up with its own bridge route: %v", err)
 	}
 }

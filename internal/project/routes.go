@@ -1,0 +1,74 @@
+package project
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/berth-sh/berth/internal/compose"
+)
+
+// checkSubnets refuses project subnets that overlap a route of the host
+// (a LAN, a VPN, another bridge): the bridge would capture that traffic.
+// Routes through the project's own bridges (from an earlier up) are not
+// conflicts. The conversion picks automatic subnets without looking at
+// the host, so this is where a clash is caught, before anything changes.
+func (h *Host) checkSubnets(ctx context.Context, plan *compose.Plan) error {
+	out, err := h.output(ctx, "ip", "-o", "-4", "route", "show", "table", "all")
+	if err != nil {
+		return fmt.Errorf("read host routes: %w", err)
+	}
+	return subnetConflicts(plan, out)
+}
+
+func subnetConflicts(plan *compose.Plan, routes string) error {
+	own := map[string]bool{}
+	for _, np := range plan.Networks {
+		own[np.Bridge] = true
+	}
+	var problems []string
+	for _, line := range strings.Split(routes, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		// "local"/"broadcast" entries of table local name the type
+		// first.
+		dst := f[0]
+		if dst == "local" || dst == "broadcast" || dst == "unicast" {
+			continue
+		}
+		if dst == "default" {
+			continue
+		}
+		dev := ""
+		for i := 0; i+1 < len(f); i++ {
+			if f[i] == "dev" {
+				dev = f[i+1]
+			}
+		}
+		if own[dev] {
+			continue
+		}
+		if !strings.Contains(dst, "/") {
+			dst += "/32"
+		}
+		rp, err := netip.ParsePrefix(dst)
+		if err != nil {
+			continue
+		}
+		for _, np := range plan.Networks {
+			if np.External || !np.Subnet.IsValid() {
+				continue
+			}
+			if np.Subnet.Overlaps(rp) {
+				problems = append(problems, fmt.Sprintf("network %s (%s) overlaps the host's route %s dev %s", np.Key, np.Subnet, rp, dev))
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("check project subnets: %s; set networks.NAME.ipam.config[0].subnet to a free range", strings.Join(problems, "; "))
+	}
+	return nil
+}
