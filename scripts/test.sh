@@ -8,6 +8,12 @@ cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 export PATH=$PATH:/usr/local/go/bin
 
+# Debootstrapped trees and built test images are cached outside the checkout,
+# so a fresh clone on the same machine does not rebuild them (cache keys cover
+# the package lists; delete the directory to start cold).
+export BERTH_CACHE=${BERTH_CACHE:-/var/cache/berth-test}
+export BERTH_E2E_CACHE=${BERTH_E2E_CACHE:-$BERTH_CACHE/testhost}
+
 # Integration tests fail (not skip) when a tool they need is missing.
 export BERTH_TEST_REQUIRE_TOOLS=1
 
