@@ -27,7 +27,9 @@ import (
 // svcScript is the command of the service image: it greets, then waits
 // for a signal and logs which one came, so a test can tell the image's
 // StopSignal from nspawn's or systemd's defaults. "sleep & wait" lets the
-// trap run at once instead of after a sleep ends.
+// trap run at once instead of after a sleep ends. Its newlines cannot be
+// written in a .nspawn file, so it also proves the way around that
+// (berth-init --argv-json).
 const svcScript = `for s in HUP INT QUIT USR1 USR2 TERM; do trap "echo got SIG$s; exit 0" $s; done
 echo "hello from $(hostname) as $(id -u)"
 sleep 100000 & wait`
@@ -46,11 +48,14 @@ type machineImages struct {
 }
 
 // TestMachines proves issue 3's checks on one real systemd test host,
-// shared by the scenarios (a boot costs about 1.5s, but each also installs
-// berth and a registry): images pulled from a registry inside the host,
-// `berth run` output and exit code, a distroless image with a numeric user,
-// the service lifecycle (create, start, machinectl, logs, exec, stop with
-// the image's StopSignal, rm), restart policies and the user namespace.
+// shared by the scenarios (a boot is quick, but each host also needs berth,
+// a registry and the images): images pulled from a registry inside the
+// host, `berth run` output and exit code, a distroless image with a numeric
+// user, the service lifecycle (create, start, machinectl, logs, exec, stop
+// with the image's StopSignal, volumes, rm without leftovers), the stop
+// timeout, restart policies, the user namespace, and values that need
+// escaping in every file berth writes. Each scenario uses machines of its
+// own names and removes them, so one failing leaves the others meaningful.
 func TestMachines(t *testing.T) {
 	t.Parallel()
 	begin := time.Now()
@@ -284,6 +289,19 @@ func testRun(t *testing.T, h *testhost.Host) {
 		t.Errorf("berth run --rm changed the image's root filesystem")
 	}
 	noLeftovers(t, h, "once")
+
+	// The host's root is overlayfs, which cannot be idmapped: an
+	// idmapped -v bind from it is refused before nspawn runs, with the
+	// way out; with noidmap it works (root's files then show as nobody).
+	h.MustSh("mkdir -p /srv/shared && echo from host > /srv/shared/in")
+	r = berth(t, h, "run", "--rm", "-v", "/srv/shared:/mnt", "bb", "-c", "cat /mnt/in")
+	if r.ExitCode == 0 || !strings.Contains(r.Stderr, "does not support idmapped mounts") || !strings.Contains(r.Stderr, "noidmap") {
+		t.Errorf("berth run -v from overlayfs: want a clear error naming noidmap\n%s", r)
+	}
+	r = berth(t, h, "run", "--rm", "-v", "/srv/shared:/mnt:ro,noidmap", "bb", "-c", "cat /mnt/in; stat -c %u /mnt/in")
+	if r.ExitCode != 0 || r.Stdout != "from host\n65534\n" {
+		t.Errorf("berth run -v ...:noidmap: want the file, owned by nobody\n%s", r)
+	}
 }
 
 // testDistroless: an image with no shell and no /etc/passwd entry for its
@@ -389,6 +407,9 @@ func testServiceLifecycle(t *testing.T, h *testhost.Host) {
 	}
 	if list := h.MustRun("machinectl", "list", "--no-legend"); hasField(list, "web") {
 		t.Errorf("machinectl list still shows web after stop:\n%s", list)
+	}
+	if r := berth(t, h, "exec", "web", "true"); r.ExitCode == 0 || !strings.Contains(r.Stderr, "not running") {
+		t.Errorf("berth exec in a stopped machine: want an error saying it is not running\n%s", r)
 	}
 
 	// rm also undoes `systemctl enable`.

@@ -35,7 +35,8 @@ func newComposeLogsCmd(env Env, g *Globals, cf *composeFlags) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.BoolVarP(&o.Follow, "follow", "f", false, "keep showing new lines")
+	// No -f: it is compose's --file, which every subcommand inherits.
+	f.BoolVar(&o.Follow, "follow", false, "keep showing new lines")
 	f.StringVarP(&tail, "tail", "n", "all", "lines to show from the end of each service's log, or all")
 	f.BoolVar(&o.NoPrefix, "no-log-prefix", false, "do not prefix lines with the service name")
 	f.BoolVarP(&o.Timestamps, "timestamps", "t", false, "show timestamps")

@@ -47,6 +47,12 @@ Start the machine with ` + "`berth start NAME`" + `.`,
 				return fmt.Errorf("create %s: --stop-timeout %d: want a number of seconds, 0 or more", name, stopSecs)
 			}
 			s.StopTimeout = time.Duration(stopSecs) * time.Second
+			if s.Boot && !cmd.Flags().Changed("stop-timeout") {
+				// A whole OS shutting down may need longer than a
+				// command; keep systemd's default, as
+				// systemd-nspawn@.service does.
+				s.StopTimeout = 0
+			}
 			s.Limits.MemoryMax = memory
 			if cpus != "" {
 				if s.Limits.CPUQuota, err = parseCPUs(cpus); err != nil {
@@ -98,7 +104,7 @@ Start the machine with ` + "`berth start NAME`" + `.`,
 	mf.register(cmd)
 	fl := cmd.Flags()
 	fl.StringVar(&restart, "restart", "no", "restart policy: no, on-failure, on-abnormal, on-abort, on-success or always")
-	fl.IntVar(&stopSecs, "stop-timeout", 10, "seconds to wait after the stop signal before killing the machine (TimeoutStopSec=; 0 = systemd's default)")
+	fl.IntVar(&stopSecs, "stop-timeout", 10, "seconds to wait after the stop signal before killing the machine (TimeoutStopSec=; 0 = systemd's default, which --boot machines keep unless this is given)")
 	fl.StringVar(&memory, "memory", "", "memory limit (MemoryMax=), e.g. 512M")
 	fl.StringVar(&cpus, "cpus", "", "CPU limit in CPUs, e.g. 1.5 (CPUQuota=150%)")
 	fl.StringVar(&output, "output", "", "write the files to this directory instead of installing them")

@@ -119,7 +119,7 @@ func TestCreateDryRunAndOutput(t *testing.T) {
 		"Zone=proj\nPort=tcp:8080:80\n",
 		"# " + etc + "/etc/systemd/system/berth-web.service\n",
 		"--directory=" + dirs["BERTH_MACHINES_DIR"] + "/web",
-		"CPUQuota=150%\n", "MemoryMax=1G\n", "Restart=always\n",
+		"CPUQuota=150%\n", "MemoryMax=1G\n", "Restart=always\n", "TimeoutStopSec=10s\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("dry run output lacks %q:\n%s", want, out)
@@ -127,6 +127,14 @@ func TestCreateDryRunAndOutput(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dirs["BERTH_MACHINES_DIR"], "web")); err == nil {
 		t.Error("--dry-run created the machine")
+	}
+
+	// Booted machines keep systemd's stop timeout unless one is given.
+	if out, errOut, code := fs.berth(t, "create", "--dry-run", "--boot", "web", "app"); code != 0 || strings.Contains(out, "TimeoutStopSec") {
+		t.Errorf("create --dry-run --boot: code %d, TimeoutStopSec set or error %s:\n%s", code, errOut, out)
+	}
+	if out, errOut, code := fs.berth(t, "create", "--dry-run", "--boot", "--stop-timeout=120", "web", "app"); code != 0 || !strings.Contains(out, "TimeoutStopSec=120s\n") {
+		t.Errorf("create --dry-run --boot --stop-timeout=120: code %d %s:\n%s", code, errOut, out)
 	}
 
 	outDir := t.TempDir()
@@ -146,6 +154,8 @@ func TestCreateDryRunAndOutput(t *testing.T) {
 		{"create", "--dry-run", "--network=zone", "web", "app"},
 		{"create", "--dry-run", "--cpus=x", "web", "app"},
 		{"create", "--dry-run", "--memory=lots", "web", "app"},
+		{"create", "--dry-run", "--stop-timeout=-1", "web", "app"},
+		{"create", "--dry-run", "--restart=sometimes", "web", "app"},
 		{"create", "--dry-run", "Bad_Name", "app"},
 		{"create", "--dry-run", "web", "missing"},
 	} {
