@@ -1,7 +1,6 @@
 package cli
 
 import (
-
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
