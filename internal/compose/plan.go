@@ -14,7 +14,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/berth-sh/berth/internal/compose/hostnet"
-	"github.com/berth-sh/berth/internal/unit"
 )
 
 // Plan is the pure model of a converted project: every name, address, mount
@@ -618,11 +617,6 @@ func (pl *planner) checkValues(name string, svc *types.ServiceConfig) {
 	for i, o := range svc.SecurityOpt {
 		if o != "no-new-privileges" && o != "no-new-privileges:true" && o != "no-new-privileges=true" && o != "no-new-privileges:false" && o != "no-new-privileges=false" {
 			pl.f.svc(Error, name, "security_opt."+strconv.Itoa(i), "security option %q is not supported (only no-new-privileges)", o)
-		}
-	}
-	for _, k := range sortedKeys(svc.Environment) {
-		if !unit.ValidEnvName(k) {
-			pl.f.add(Error, name, []string{"services", name, "environment", k}, "variable name %q cannot be passed through systemd-nspawn, which allows only letters, digits and _ (not starting with a digit)", k)
 		}
 	}
 	for _, k := range sortedKeys(svc.Sysctls) {

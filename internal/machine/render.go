@@ -43,6 +43,15 @@ func needsJSON(w string) bool {
 	return strings.IndexFunc(w, func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }) >= 0
 }
 
+// envNeedsJSON says whether the assignment kv cannot go into an
+// Environment= line: its value has a control character, or its name is one
+// systemd refuses (compose files use names like "discovery.type", which
+// docker passes through). berth-init sets such variables itself.
+func envNeedsJSON(kv string) bool {
+	name, _, _ := strings.Cut(kv, "=")
+	return needsJSON(kv) || !unit.ValidEnvName(name)
+}
+
 // jsonWord encodes v as JSON with every control character escaped, so the
 // result is one word nspawn can carry and berth-init can decode exactly.
 func jsonWord(v any) string {
@@ -62,7 +71,7 @@ func settingsInitArgv(s *Spec) []string {
 	argv := InitArgv(s)
 	var env []string
 	for _, kv := range s.Env {
-		if needsJSON(kv) {
+		if envNeedsJSON(kv) {
 			env = append(env, kv)
 		}
 	}
@@ -113,7 +122,7 @@ func RenderNspawn(s *Spec) (*unit.File, error) {
 		exec.Add("KillSignal", sig)
 	}
 	for _, kv := range s.Env {
-		if s.Boot || !needsJSON(kv) {
+		if s.Boot || !envNeedsJSON(kv) {
 			exec.AddEnv("Environment", kv)
 		}
 	}
