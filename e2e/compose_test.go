@@ -261,6 +261,54 @@ func TestComposeStack(t *testing.T) {
 		}
 	})
 
+	t.Run("exec gives a terminal unless -T", func(t *testing.T) {
+		h := h.For(t)
+		// script(1) runs berth on a pseudo-terminal, as a user's shell.
+		probe := `sh -c "if test -t 0 && test -t 1; then echo on-a-terminal; else echo no-terminal; fi"`
+		got := h.MustSh("cd /srv/stack && script -qec 'REGISTRY=" + reg.Addr + " berth compose exec db " + probe + "' /dev/null")
+		if !strings.Contains(got, "on-a-terminal") {
+			t.Errorf("exec on a terminal: %q, want the command on a terminal", got)
+		}
+		got = h.MustSh("cd /srv/stack && script -qec 'REGISTRY=" + reg.Addr + " berth compose exec -T db " + probe + "' /dev/null")
+		if !strings.Contains(got, "no-terminal") {
+			t.Errorf("exec -T on a terminal: %q, want the command without a terminal", got)
+		}
+	})
+
+	t.Run("logs follow", func(t *testing.T) {
+		h := h.For(t)
+		r, err := h.Sh(t.Context(), compose+"logs --follow --tail 3 db & pid=$!; sleep 3; kill -INT $pid; wait $pid; echo status=$?")
+		if err != nil || !strings.Contains(r.Stdout, "db | ") || !strings.Contains(r.Stdout, "status=0") {
+			t.Errorf("logs --follow: %v\n%s", err, r)
+		}
+	})
+
+	t.Run("up again restarts only what changed", func(t *testing.T) {
+		h := h.For(t)
+		ids := func() map[string]string {
+			out := map[string]string{}
+			for _, s := range []string{"db", "migrate", "api"} {
+				out[s] = strings.TrimSpace(h.MustRun("systemctl", "show", "-p", "InvocationID", "--value", "berth-stack-"+s+"-1.service"))
+			}
+			return out
+		}
+		before := ids()
+		// A concurrent second up must wait for the first (project lock)
+		// and both must succeed: neither sees a half-installed project.
+		h.MustSh(up + " -f compose.yaml -f change-api.yaml & a=$!; sleep 0.2; " + strings.Replace(up, "up -d", "-f compose.yaml -f change-api.yaml up -d", 1) + "; wait $a")
+		after := ids()
+		if before["db"] != after["db"] || before["migrate"] != after["migrate"] {
+			t.Errorf("db or migrate restarted for a change to api: before %v, after %v", before, after)
+		}
+		if before["api"] == after["api"] {
+			t.Errorf("api not restarted after its environment changed")
+		}
+		if got := h.MustSh(compose + "exec -T api printenv CHANGED"); strings.TrimSpace(got) != "yes" {
+			t.Errorf("api's new environment: CHANGED=%q", got)
+		}
+		h.Eventually("page served after the change", 60*time.Second, page+" | grep -q 'hello from migrate'")
+	})
+
 	t.Run("secret stays secret", func(t *testing.T) {
 		h := h.For(t)
 		if got := strings.TrimSpace(h.MustSh(compose + "exec -T api cat /run/secrets/dbpass")); got != secret {

@@ -29,10 +29,13 @@ The command gets berth's terminal when stdin and stdout are terminals;
 				return err
 			}
 			o.Stdin, o.Stdout, o.Stderr = env.Stdin, env.Stdout, env.Stderr
-			if noTTY || !isTerminal(env.Stdin) || !isTerminal(env.Stdout) {
+			// A terminal only when there is one to relay to, as
+			// docker compose exec decides; -T never.
+			o.TTY = !noTTY && isTerminal(env.Stdin) && isTerminal(env.Stdout)
+			if !o.TTY {
 				// Hiding the *os.File makes the runner copy output
-				// through pipes, so the command's output is no
-				// terminal. Stdin stays as it is: a copied stdin
+				// through pipes, so it is no terminal even when
+				// berth's is. Stdin stays as it is: a copied stdin
 				// would keep berth waiting for input after the
 				// command exited.
 				o.Stdout = writerOnly{env.Stdout}

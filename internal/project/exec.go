@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -26,9 +27,12 @@ type ExecOptions struct {
 	User    string
 	WorkDir string
 	Env     []string
-	Stdin   io.Reader
-	Stdout  io.Writer
-	Stderr  io.Writer
+	// TTY gives the command a new pseudo-terminal relayed to Stdin (which
+	// must then be a terminal *os.File) and Stdout.
+	TTY    bool
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
 }
 
 // Exec runs argv in the running machine of service and returns its exit
@@ -81,7 +85,18 @@ func (h *Host) Exec(ctx context.Context, name, service string, argv []string, o 
 		Stdout: o.Stdout,
 		Stderr: o.Stderr,
 	}
-	err = h.Runner.Run(ctx, c)
+	if o.TTY {
+		in, ok := o.Stdin.(*os.File)
+		if !ok {
+			return 0, fmt.Errorf("exec in %s/%s: %w", name, service, errNotTerminal)
+		}
+		err = withPTY(in, o.Stdout, func(slave *os.File) error {
+			c.Stdin, c.Stdout, c.Stderr = slave, slave, slave
+			return h.Runner.Run(ctx, c)
+		})
+	} else {
+		err = h.Runner.Run(ctx, c)
+	}
 	var ee *machine.ExitError
 	if errors.As(err, &ee) {
 		return ee.Code, nil

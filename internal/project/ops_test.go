@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/berth-sh/berth/internal/compose"
 	"github.com/berth-sh/berth/internal/machine"
 )
@@ -264,5 +266,39 @@ func TestSeedStaysInsideTheImage(t *testing.T) {
 	}
 	if err := e.host.seedVolumes([]compose.File{{Path: filepath.Join(e.host.Root, "v2"), Dir: true, SeedFrom: "/etc"}}); err == nil {
 		t.Error("seeded from outside the machines directory")
+	}
+}
+
+// The exec'd command gets a terminal of its own, relayed to the caller's.
+func TestWithPTYRelays(t *testing.T) {
+	m, s, err := openPTY()
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	defer m.Close()
+	defer s.Close()
+	// s stands for the caller's terminal; the command sees another one.
+	var out strings.Builder
+	var sawTTY bool
+	err = withPTY(s, &out, func(slave *os.File) error {
+		_, terr := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
+		sawTTY = terr == nil && slave.Name() != s.Name()
+		_, err := slave.WriteString("hello from the command\n")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sawTTY {
+		t.Error("the command did not get a new terminal")
+	}
+	// The slave side's line discipline turns \n into \r\n.
+	if out.String() != "hello from the command\r\n" {
+		t.Errorf("relayed %q", out.String())
+	}
+	// The caller's terminal is back in its mode (echo on).
+	tio, err := unix.IoctlGetTermios(int(s.Fd()), unix.TCGETS)
+	if err != nil || tio.Lflag&unix.ECHO == 0 {
+		t.Errorf("caller's terminal not restored: %v %v", tio, err)
 	}
 }
