@@ -100,4 +100,3 @@ func TestAwesomeCompose(t *testing.T) {
 		})
 	}
 }
-

@@ -293,9 +293,11 @@ func TestComposeStack(t *testing.T) {
 			return out
 		}
 		before := ids()
+		begin := time.Now()
 		// A concurrent second up must wait for the first (project lock)
 		// and both must succeed: neither sees a half-installed project.
 		h.MustSh(up + " -f compose.yaml -f change-api.yaml & a=$!; sleep 0.2; " + strings.Replace(up, "up -d", "-f compose.yaml -f change-api.yaml up -d", 1) + "; wait $a")
+		t.Logf("timing: two concurrent ups applying a change: %v", since(begin))
 		after := ids()
 		if before["db"] != after["db"] || before["migrate"] != after["migrate"] {
 			t.Errorf("db or migrate restarted for a change to api: before %v, after %v", before, after)
@@ -306,7 +308,9 @@ func TestComposeStack(t *testing.T) {
 		if got := h.MustSh(compose + "exec -T api printenv CHANGED"); strings.TrimSpace(got) != "yes" {
 			t.Errorf("api's new environment: CHANGED=%q", got)
 		}
+		begin = time.Now()
 		h.Eventually("page served after the change", 60*time.Second, page+" | grep -q 'hello from migrate'")
+		t.Logf("timing: page served again after the change: %v", since(begin))
 	})
 
 	t.Run("secret stays secret", func(t *testing.T) {

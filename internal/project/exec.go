@@ -95,6 +95,24 @@ func (h *Host) Exec(ctx context.Context, name, service string, argv []string, o 
 			return h.Runner.Run(ctx, c)
 		})
 	} else {
+		if f, ok := o.Stdin.(*os.File); ok && isTerminal(f) {
+			// Without a terminal of its own the command must not get
+			// the caller's either: berth-init would try to make it
+			// the controlling tty of the command's new session,
+			// which the caller's session owns. Its input is relayed
+			// through a pipe instead, which is not waited for: a
+			// terminal read may block until berth exits.
+			pr, pw, perr := os.Pipe()
+			if perr != nil {
+				return 0, fmt.Errorf("exec in %s/%s: %w", name, service, perr)
+			}
+			go func() {
+				io.Copy(pw, f)
+				pw.Close()
+			}()
+			defer pr.Close()
+			c.Stdin = pr
+		}
 		err = h.Runner.Run(ctx, c)
 	}
 	var ee *machine.ExitError

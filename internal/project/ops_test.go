@@ -302,3 +302,45 @@ func TestWithPTYRelays(t *testing.T) {
 		t.Errorf("caller's terminal not restored: %v %v", tio, err)
 	}
 }
+
+// A read_only service's tree gets its mount points before it starts,
+// each created inside the machine: an image's symlink is followed only
+// within the machine's root, and one that leads nowhere inside it is an
+// error, never a path on the host.
+func TestReadOnlyMountPoints(t *testing.T) {
+	e := newTestEnv(t)
+	yaml := strings.Replace(stackYAML, "    image: reg.test/pg:1\n    restart: always", "    image: reg.test/pg:1\n    read_only: true\n    restart: always", 1)
+	root := filepath.Join(e.host.MachinesDir, "app-db-1")
+	os.MkdirAll(filepath.Join(root, "srv/run"), 0o755)
+	// An absolute link means /srv/run inside the machine.
+	os.Symlink("/srv/run", filepath.Join(root, "run"))
+	e.images.installed["app-db-1"] = ImageRecord{Reference: "reg.test/pg:1", Digest: "sha256:" + strings.Repeat("a", 64)}
+	if _, err := e.up(t, e.load(t, yaml), UpOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{".berth/init", "etc/hosts", "srv/run/secrets/dbpass"} {
+		fi, err := os.Lstat(filepath.Join(root, f))
+		if err != nil || !fi.Mode().IsRegular() {
+			t.Errorf("mount point /%s: %v, %v", f, fi, err)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(root, "data")); err != nil || !fi.IsDir() {
+		t.Errorf("volume mount point /data: %v", err)
+	}
+	// Services without read_only are left to nspawn.
+	if _, err := os.Lstat(filepath.Join(e.host.MachinesDir, "app-api-1", ".berth")); err == nil {
+		t.Error("mount points made for a service without read_only")
+	}
+
+	// A link climbing out of the machine to a host directory.
+	outside := t.TempDir()
+	os.Remove(filepath.Join(root, "run"))
+	os.Symlink("../../../../../../../../.."+outside, filepath.Join(root, "run"))
+	_, err := e.up(t, e.load(t, yaml), UpOptions{})
+	if err == nil || !strings.Contains(err.Error(), "create mount point /run/secrets/dbpass in machine app-db-1") {
+		t.Errorf("up = %v, want a mount point error", err)
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Errorf("created outside the machine: %v", ents)
+	}
+}

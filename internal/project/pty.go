@@ -112,3 +112,8 @@ func withPTY(in *os.File, out io.Writer, run func(slave *os.File) error) error {
 
 // errNotTerminal: TTY was asked for but stdin is not a terminal.
 var errNotTerminal = errors.New("stdin is not a terminal")
+
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}

@@ -147,6 +147,9 @@ func (h *Host) Up(ctx context.Context, p *compose.Project, o UpOptions) (*UpResu
 			return res, fmt.Errorf("up %s: %w", p.Name, err)
 		}
 	}
+	if err := h.createMountPoints(readOnlyMountPoints(plan, conv.Files)); err != nil {
+		return res, fmt.Errorf("up %s: %w", p.Name, err)
+	}
 	if err := h.seedVolumes(conv.Files); err != nil {
 		return res, fmt.Errorf("up %s: %w", p.Name, err)
 	}
