@@ -50,6 +50,11 @@ var awesomeExamples = []struct {
 // database by service name), then down -v leaves nothing.
 func TestAwesomeCompose(t *testing.T) {
 	t.Parallel()
+	if !testhost.Enabled() {
+		// Checked before building the PostgreSQL tree, which costs a
+		// debootstrap.
+		t.Skip("end-to-end test: set BERTH_E2E=1 or run scripts/e2e.sh")
+	}
 	corpus := awesomeDir(t)
 	pg := pgRootfs(t)
 	h := testhost.Boot(t, testhost.Options{Packages: []string{"nftables", "procps"}})

@@ -170,6 +170,11 @@ const (
 // volume across down/up, and leaves nothing behind after down -v.
 func TestComposeStack(t *testing.T) {
 	t.Parallel()
+	if !testhost.Enabled() {
+		// Checked before building the PostgreSQL tree, which costs a
+		// debootstrap.
+		t.Skip("end-to-end test: set BERTH_E2E=1 or run scripts/e2e.sh")
+	}
 	begin := time.Now()
 	pg := pgRootfs(t)
 	t.Logf("timing: PostgreSQL rootfs ready: %v", since(begin))
@@ -197,7 +202,7 @@ func TestComposeStack(t *testing.T) {
 
 	begin = time.Now()
 	h.MustSh(up)
-	t.Logf("timing: first berth compose up (4 pulls, initdb, migrate): %v", since(begin))
+	t.Logf("timing: first berth compose up (1 pull, 3 copies, initdb, migrate): %v", since(begin))
 
 	t.Run("page shows the migrated row", func(t *testing.T) {
 		h := h.For(t)
@@ -359,6 +364,25 @@ func TestComposeStack(t *testing.T) {
 		t.Logf("timing: up again (volume kept): %v", since(begin))
 		if got := h.MustSh(page); !strings.Contains(got, "kept across down") {
 			t.Errorf("page after down/up = %q, want the row written before down", got)
+		}
+	})
+
+	t.Run("attached up shows logs and stops on interrupt", func(t *testing.T) {
+		h := h.For(t)
+		// Without -d, up follows the services' logs; ^C (SIGINT) stops
+		// the project, as docker compose up does.
+		// timeout signals berth itself (no shell in between), and
+		// berth's exit status is what up returns after stopping.
+		r, err := h.Sh(t.Context(), "cd /srv/stack && timeout --preserve-status -s INT 15 env REGISTRY="+reg.Addr+
+			" berth compose up --init-binary /usr/local/bin/berth-init --berth-binary /usr/local/bin/berth; echo status=$?")
+		if err != nil || !strings.Contains(r.Stdout, "status=0") || !strings.Contains(r.Stdout, "db      | ") || !strings.Contains(r.Stderr, "stopping project stack") {
+			t.Errorf("attached up: %v\n%s", err, r)
+		}
+		got, _ := h.Sh(t.Context(), "systemctl is-active berth-stack-db-1.service berth-stack-web-1.service")
+		for _, state := range strings.Fields(got.Stdout) {
+			if state == "active" {
+				t.Errorf("project still running after the interrupt:\n%s", got.Stdout)
+			}
 		}
 	})
 

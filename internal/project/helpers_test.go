@@ -159,6 +159,24 @@ func (f *fakeImages) Pull(_ context.Context, ref, m string, stop func() error) (
 	return d, nil
 }
 
+func (f *fakeImages) Clone(_ context.Context, from, to string, stop func() error) (string, error) {
+	f.pulls = append(f.pulls, to+"<"+from)
+	src, ok := f.installed[from]
+	if !ok {
+		return "", fmt.Errorf("clone: no machine %s", from)
+	}
+	if _, had := f.installed[to]; had && stop != nil {
+		if err := stop(); err != nil {
+			return "", err
+		}
+	}
+	if err := os.CopyFS(filepath.Join(f.machinesDir, to), os.DirFS(filepath.Join(f.machinesDir, from))); err != nil && !os.IsExist(err) {
+		return "", err
+	}
+	f.installed[to] = src
+	return src.Digest, nil
+}
+
 func (f *fakeImages) Info(ref string) (*v1.Config, bool) {
 	for _, r := range f.installed {
 		if r.Reference == ref {

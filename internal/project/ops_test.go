@@ -344,3 +344,17 @@ func TestReadOnlyMountPoints(t *testing.T) {
 		t.Errorf("created outside the machine: %v", ents)
 	}
 }
+
+func TestPsShowsEveryAddressAsDockerDoes(t *testing.T) {
+	e := newTestEnv(t)
+	if _, err := e.up(t, e.load(t, strings.Replace(stackYAML, `"127.0.0.1:8080:80"`, `"8080:80"`, 1)), UpOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := e.host.Ps(context.Background(), "app", []string{"web"}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st) != 1 || strings.Join(st[0].Ports, ",") != "0.0.0.0:8080->80/tcp" {
+		t.Errorf("ps web = %+v", st)
+	}
+}

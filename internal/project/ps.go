@@ -63,7 +63,15 @@ func (h *Host) Ps(ctx context.Context, name string, services []string, all bool)
 	for _, s := range svcs {
 		for _, in := range s.Instances {
 			st := byID[in.Unit]
-			ps := Status{Service: s.Name, Machine: in.Machine, Unit: in.Unit, Image: s.Image, Ports: in.Ports}
+			ps := Status{Service: s.Name, Machine: in.Machine, Unit: in.Unit, Image: s.Image}
+			for _, p := range in.Ports {
+				// The manifest leaves the address out when the port
+				// listens on every address; show it as docker does.
+				if strings.HasPrefix(p, ":") {
+					p = "0.0.0.0" + p
+				}
+				ps.Ports = append(ps.Ports, p)
+			}
 			ps.Status = st["ActiveState"]
 			if st["SubState"] != "" {
 				ps.Status += " (" + st["SubState"] + ")"

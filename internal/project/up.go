@@ -97,6 +97,10 @@ func (h *Host) Up(ctx context.Context, p *compose.Project, o UpOptions) (*UpResu
 		return nil, err
 	}
 	digests := map[string]string{}
+	// fresh maps an image to a machine that has its current version, so
+	// further instances copy that machine's tree instead of unpacking
+	// the layers again.
+	fresh := map[string]string{}
 	for _, sp := range first.Plan.Services {
 		for _, in := range sp.Instances {
 			d, ok := o.Images.Installed(in.Machine, sp.Image)
@@ -105,6 +109,9 @@ func (h *Host) Up(ctx context.Context, p *compose.Project, o UpOptions) (*UpResu
 			// wants them all), so each needs its image.
 			if ok && (o.Pull != "always" || !selected[sp.Name]) {
 				digests[in.Machine] = d
+				if o.Pull != "always" {
+					fresh[sp.Image] = in.Machine
+				}
 				continue
 			}
 			if sp.Image == "" {
@@ -112,8 +119,14 @@ func (h *Host) Up(ctx context.Context, p *compose.Project, o UpOptions) (*UpResu
 			}
 			unit := in.Unit
 			stop := func() error { return h.systemctl(ctx, "stop", "--", unit) }
-			fmt.Fprintf(h.Stderr, "berth: pulling %s for %s\n", sp.Image, in.Machine)
-			nd, err := o.Images.Pull(ctx, sp.Image, in.Machine, stop)
+			var nd string
+			if src, ok := fresh[sp.Image]; ok {
+				fmt.Fprintf(h.Stderr, "berth: copying %s from %s to %s\n", sp.Image, src, in.Machine)
+				nd, err = o.Images.Clone(ctx, src, in.Machine, stop)
+			} else {
+				fmt.Fprintf(h.Stderr, "berth: pulling %s for %s\n", sp.Image, in.Machine)
+				nd, err = o.Images.Pull(ctx, sp.Image, in.Machine, stop)
+			}
 			if err != nil {
 				return nil, fmt.Errorf("up %s: service %s: %w", p.Name, sp.Name, err)
 			}
@@ -121,6 +134,7 @@ func (h *Host) Up(ctx context.Context, p *compose.Project, o UpOptions) (*UpResu
 				res.Pulled = append(res.Pulled, in.Machine)
 			}
 			digests[in.Machine] = nd
+			fresh[sp.Image] = in.Machine
 		}
 	}
 

@@ -16,7 +16,8 @@ func TestUpInstallsPullsAndStarts(t *testing.T) {
 	if err != nil {
 		t.Fatalf("up: %v\nstderr:\n%s", err, e.stderr)
 	}
-	wantPulls := "app-api-1=reg.test/api:1 app-db-1=reg.test/pg:1 app-migrate-1=reg.test/pg:1 app-web-1=reg.test/web:1"
+	// migrate uses db's image: its tree is copied from db, not pulled.
+	wantPulls := "app-api-1=reg.test/api:1 app-db-1=reg.test/pg:1 app-migrate-1<app-db-1 app-web-1=reg.test/web:1"
 	if got := strings.Join(e.images.pulls, " "); got != wantPulls {
 		t.Errorf("pulls = %s\nwant    %s", got, wantPulls)
 	}
