@@ -51,10 +51,20 @@ the project on the interrupt, as docker compose up does.`,
 			if err != nil {
 				return err
 			}
-			if detach || o.NoStart {
-				if !g.Quiet {
-					fmt.Fprintf(env.Stderr, "berth: project %s is up\n", p.Name)
+			if !g.Quiet && !o.NoStart {
+				// What docker compose up shows per container: each
+				// machine and the state it reached.
+				if st, err := h.Ps(cmd.Context(), p.Name, args, true); err == nil {
+					for _, s := range st {
+						state := s.State
+						if s.Health != "" {
+							state += ", " + s.Health
+						}
+						fmt.Fprintf(env.Stderr, "berth: %s (%s): %s\n", s.Machine, s.Service, state)
+					}
 				}
+			}
+			if detach || o.NoStart {
 				return nil
 			}
 			// Attached: follow the logs until ^C, then stop what up
