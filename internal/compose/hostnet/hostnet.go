@@ -11,6 +11,7 @@ package hostnet
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -68,6 +69,10 @@ func BridgeUp(ctx context.Context, r Runner, b Bridge) error {
 		// "ip link add" fails when the bridge exists (a restart after a
 		// crash); "-" marks commands whose failure is expected then.
 		{"-", "ip", "link", "add", b.Name, "type", "bridge"},
+		// A bridge takes the lowest MAC of its ports unless it has one of
+		// its own, so its MAC would change whenever a machine restarts and
+		// guests would keep sending to a stale gateway MAC for minutes.
+		{"ip", "link", "set", b.Name, "address", bridgeMAC(b.Name)},
 		{"ip", "addr", "replace", b.Address.String(), "dev", b.Name},
 		{"ip", "link", "set", b.Name, "up"},
 		{"-", "nft", "delete", "table", "inet", nftTable(b.Name)},
@@ -88,6 +93,24 @@ func BridgeUp(ctx context.Context, r Runner, b Bridge) error {
 		)
 	}
 	return runAll(ctx, r, "bring up bridge "+b.Name, cmds)
+}
+
+// bridgeMAC is a stable, locally administered unicast MAC for a bridge,
+// derived from its name.
+func bridgeMAC(name string) string {
+	h := sha256.Sum256([]byte("berth bridge " + name))
+	return formatMAC([6]byte{0x02, h[0], h[1], h[2], h[3], h[4]})
+}
+
+// guestMAC is 02:42 followed by the IPv4 address, docker's scheme: locally
+// administered, unicast, and unique within a subnet.
+func guestMAC(a netip.Addr) string {
+	b := a.As4()
+	return formatMAC([6]byte{0x02, 0x42, b[0], b[1], b[2], b[3]})
+}
+
+func formatMAC(m [6]byte) string {
+	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5])
 }
 
 // BridgeDown removes the bridge and berth's rules for it.
@@ -188,7 +211,10 @@ func NamespaceUp(ctx context.Context, r Runner, ns Namespace) error {
 		cmds = append(cmds,
 			// A host side left from a crash keeps its name busy.
 			[]string{"-", "ip", "link", "del", l.Host},
-			[]string{"ip", "link", "add", l.Host, "type", "veth", "peer", "name", l.Guest, "netns", ns.Name},
+			// The guest MAC follows from its address, as docker's does, so
+			// a restarted machine is reachable at once: neighbours' caches
+			// still hold the right MAC.
+			[]string{"ip", "link", "add", l.Host, "type", "veth", "peer", "name", l.Guest, "address", guestMAC(l.Address.Addr()), "netns", ns.Name},
 			[]string{"ip", "link", "set", l.Host, "master", l.Bridge},
 			[]string{"ip", "link", "set", l.Host, "up"},
 			[]string{"ip", "-n", ns.Name, "addr", "add", l.Address.String(), "dev", l.Guest},

@@ -32,6 +32,7 @@ func TestBridgeUp(t *testing.T) {
 		name: "routed",
 		b:    Bridge{Name: "br-0123456789ab", Address: netip.MustParsePrefix("172.20.1.1/24")},
 		want: `ip link add br-0123456789ab type bridge
+ip link set br-0123456789ab address 02:92:bd:4e:1a:d2
 ip addr replace 172.20.1.1/24 dev br-0123456789ab
 ip link set br-0123456789ab up
 nft delete table inet berth_br_0123456789ab
@@ -43,6 +44,7 @@ sysctl -q -w net.ipv4.ip_forward=1`,
 		name: "internal",
 		b:    Bridge{Name: "br-x", Address: netip.MustParsePrefix("10.0.0.254/24"), Internal: true},
 		want: `ip link add br-x type bridge
+ip link set br-x address 02:43:32:a1:51:ac
 ip addr replace 10.0.0.254/24 dev br-x
 ip link set br-x up
 nft delete table inet berth_br_x
@@ -101,14 +103,14 @@ func TestNamespaceUp(t *testing.T) {
 ip netns add berth-p-web-1
 ip -n berth-p-web-1 link set lo up
 ip link del bv-aaaaaaaaaaaa
-ip link add bv-aaaaaaaaaaaa type veth peer name eth0 netns berth-p-web-1
+ip link add bv-aaaaaaaaaaaa type veth peer name eth0 address 02:42:ac:14:01:02 netns berth-p-web-1
 ip link set bv-aaaaaaaaaaaa master br-1
 ip link set bv-aaaaaaaaaaaa up
 ip -n berth-p-web-1 addr add 172.20.1.2/24 dev eth0
 ip -n berth-p-web-1 link set eth0 up
 ip -n berth-p-web-1 route add default via 172.20.1.1
 ip link del bv-bbbbbbbbbbbb
-ip link add bv-bbbbbbbbbbbb type veth peer name lan0 netns berth-p-web-1
+ip link add bv-bbbbbbbbbbbb type veth peer name lan0 address 02:42:0a:00:00:0a netns berth-p-web-1
 ip link set bv-bbbbbbbbbbbb master br-2
 ip link set bv-bbbbbbbbbbbb up
 ip -n berth-p-web-1 addr add 10.0.0.10/24 dev lan0
