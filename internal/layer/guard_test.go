@@ -95,7 +95,8 @@ func setupGuard() error {
 				writable = append(writable, v)
 			}
 		}
-		for _, flag := range []string{"-test.coverprofile=", "-test.cpuprofile=", "-test.memprofile="} {
+		// -test.testlogfile: go test's cache record, passed unless -count=1.
+		for _, flag := range []string{"-test.coverprofile=", "-test.cpuprofile=", "-test.memprofile=", "-test.testlogfile="} {
 			if v, ok := strings.CutPrefix(a, flag); ok && filepath.IsAbs(v) {
 				writable = append(writable, filepath.Dir(v))
 			}

@@ -337,7 +337,10 @@ func install(ctx context.Context, st *store.Store, img v1.Image, mdesc v1.Descri
 			stg.Discard()
 		}
 	}()
-	if err := fetchAndApply(ctx, st, img, rec.Layers, stg.Dir, res, o); err != nil {
+	stopWriteback := stg.StartWriteback(writebackInterval)
+	err = fetchAndApply(ctx, st, img, rec.Layers, stg.Dir, res, o)
+	stopWriteback()
+	if err != nil {
 		return nil, err
 	}
 	if err := ensureUsr(stg.Dir); err != nil {
@@ -411,3 +414,8 @@ func ensureUsr(root string) error {
 	}
 	return fmt.Errorf("create /usr in %s: %w", root, err)
 }
+
+// writebackInterval is how often the tree being unpacked is synced in the
+// background (store.Staging.StartWriteback). Short enough that the disk keeps
+// up with the applier, long enough that each sync has a batch to write.
+const writebackInterval = 500 * time.Millisecond

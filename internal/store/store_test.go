@@ -8,7 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -265,5 +267,51 @@ func TestLockExclusiveWaitsAndCancels(t *testing.T) {
 		t.Error("exclusive lock not free after release")
 	} else {
 		u()
+	}
+}
+
+// StartWriteback syncs the staging filesystem until stopped, and stop waits
+// for the syncer: none runs after stop returned (Commit or Discard may follow).
+func TestStagingWriteback(t *testing.T) {
+	stg, err := NewStaging(t.TempDir(), "wb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stg.Discard()
+	var mu sync.Mutex
+	calls, stopped := 0, false
+	synced := make(chan struct{}, 1)
+	orig := syncfs
+	syncfs = func(fd int) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			t.Error("background sync after stop returned")
+		}
+		if fd != int(stg.lock.Fd()) {
+			t.Errorf("synced fd %d, want the staging directory's %d", fd, stg.lock.Fd())
+		}
+		calls++
+		select {
+		case synced <- struct{}{}:
+		default:
+		}
+		return nil
+	}
+	defer func() { syncfs = orig }()
+
+	stop := stg.StartWriteback(time.Millisecond)
+	<-synced // blocks until the first background sync ran
+	stop()
+	mu.Lock()
+	stopped = true
+	n := calls
+	mu.Unlock()
+	stop() // idempotent
+	if n == 0 {
+		t.Fatal("no background sync")
+	}
+	if err := stg.Commit(); err != nil {
+		t.Fatal(err)
 	}
 }
