@@ -438,45 +438,9 @@ func (r *renderer) port(sp *ServicePlan, in *InstancePlan, pp PortPlan) error {
 // manifest records the plan for berth compose up/down/ps: which units and
 // machines belong to the project. It holds no secret values.
 func (r *renderer) manifest() error {
-	type inst struct {
-		Machine   string            `json:"machine"`
-		Unit      string            `json:"unit"`
-		Health    string            `json:"health_unit,omitempty"`
-		Addresses map[string]string `json:"addresses,omitempty"`
-		Ports     []string          `json:"ports,omitempty"`
-	}
-	type svc struct {
-		Name      string            `json:"name"`
-		Image     string            `json:"image"`
-		Oneshot   bool              `json:"oneshot,omitempty"`
-		Labels    map[string]string `json:"labels,omitempty"`
-		Expose    []string          `json:"expose,omitempty"`
-		Instances []inst            `json:"instances"`
-	}
-	type network struct {
-		Name    string            `json:"name"`
-		Bridge  string            `json:"bridge"`
-		Subnet  string            `json:"subnet"`
-		Unit    string            `json:"unit,omitempty"`
-		Managed bool              `json:"managed"`
-		Labels  map[string]string `json:"labels,omitempty"`
-	}
-	type volume struct {
-		Name   string            `json:"name"`
-		Dir    string            `json:"dir"`
-		Shared bool              `json:"shared,omitempty"`
-		Labels map[string]string `json:"labels,omitempty"`
-	}
-	m := struct {
-		Project  string    `json:"project"`
-		Target   string    `json:"target"`
-		Networks []network `json:"networks"`
-		Services []svc     `json:"services"`
-		Units    []string  `json:"units"`
-		Volumes  []volume  `json:"volumes,omitempty"`
-	}{Project: r.plan.Project, Target: r.plan.Target}
+	m := Manifest{Project: r.plan.Project, Target: r.plan.Target}
 	for _, np := range r.plan.Networks {
-		n := network{Name: np.Key, Bridge: np.Bridge, Managed: !np.External, Labels: np.Labels}
+		n := ManifestNetwork{Name: np.Key, Bridge: np.Bridge, Managed: !np.External, Labels: np.Labels}
 		if np.Subnet.IsValid() {
 			n.Subnet = np.Subnet.String()
 		}
@@ -486,9 +450,9 @@ func (r *renderer) manifest() error {
 		m.Networks = append(m.Networks, n)
 	}
 	for _, sp := range r.plan.Services {
-		s := svc{Name: sp.Name, Image: sp.Image, Oneshot: sp.Oneshot, Labels: sp.Spec.Labels, Expose: sp.Spec.Expose}
+		s := ManifestService{Name: sp.Name, Image: sp.Image, Oneshot: sp.Oneshot, Labels: sp.Spec.Labels, Expose: sp.Spec.Expose}
 		for _, in := range sp.Instances {
-			i := inst{Machine: in.Machine, Unit: in.Unit}
+			i := ManifestInstance{Machine: in.Machine, Unit: in.Unit}
 			if sp.Health != nil {
 				i.Health = HealthUnit(in.Machine)
 			}
@@ -512,7 +476,7 @@ func (r *renderer) manifest() error {
 	}
 	sort.Strings(m.Units)
 	for _, vp := range r.plan.Volumes {
-		m.Volumes = append(m.Volumes, volume{Name: vp.Key, Dir: vp.Dir, Shared: vp.External || vp.Shared, Labels: vp.Labels})
+		m.Volumes = append(m.Volumes, ManifestVolume{Name: vp.Key, Dir: vp.Dir, Shared: vp.External || vp.Shared, Labels: vp.Labels})
 	}
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/berth-sh/berth/internal/compose"
 	"github.com/berth-sh/berth/internal/machine"
 )
 
@@ -26,7 +27,7 @@ import (
 var ErrNotInstalled = errors.New("project is not installed")
 
 // ErrNoService: a service named on the command line is not in the project.
-var ErrNoService = errors.New("no such service")
+var ErrNoService = compose.ErrNoService
 
 // Host is where projects are installed and the tools that drive them. The
 // zero value of each field means the documented default.
@@ -95,44 +96,14 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// Manifest is project.json, written by compose.Convert: which units and
-// machines belong to a project. It holds no secret values.
-type Manifest struct {
-	Project  string            `json:"project"`
-	Target   string            `json:"target"`
-	Networks []ManifestNetwork `json:"networks"`
-	Services []ManifestService `json:"services"`
-	Units    []string          `json:"units"`
-	Volumes  []string          `json:"volume_dirs,omitempty"`
-}
-
-// ManifestNetwork is one project network.
-type ManifestNetwork struct {
-	Name    string `json:"name"`
-	Bridge  string `json:"bridge"`
-	Subnet  string `json:"subnet"`
-	Unit    string `json:"unit,omitempty"`
-	Managed bool   `json:"managed"`
-}
-
-// ManifestService is one compose service.
-type ManifestService struct {
-	Name      string             `json:"name"`
-	Image     string             `json:"image"`
-	Oneshot   bool               `json:"oneshot,omitempty"`
-	Labels    map[string]string  `json:"labels,omitempty"`
-	Expose    []string           `json:"expose,omitempty"`
-	Instances []ManifestInstance `json:"instances"`
-}
-
-// ManifestInstance is one machine of a service.
-type ManifestInstance struct {
-	Machine   string            `json:"machine"`
-	Unit      string            `json:"unit"`
-	Health    string            `json:"health_unit,omitempty"`
-	Addresses map[string]string `json:"addresses,omitempty"`
-	Ports     []string          `json:"ports,omitempty"`
-}
+// The manifest types are compose's: Convert writes project.json, and this
+// package reads the same schema.
+type (
+	Manifest         = compose.Manifest
+	ManifestNetwork  = compose.ManifestNetwork
+	ManifestService  = compose.ManifestService
+	ManifestInstance = compose.ManifestInstance
+)
 
 // Dir is the state directory of project name.
 func (h *Host) Dir(name string) string {
@@ -159,31 +130,6 @@ func (h *Host) Manifest(name string) (*Manifest, error) {
 		return nil, fmt.Errorf("read project %s: %s: %w", name, h.manifestPath(name), err)
 	}
 	return &m, nil
-}
-
-// Select returns the services named (all when names is empty), in
-// manifest order; an unknown name is ErrNoService.
-func (m *Manifest) Select(names []string) ([]ManifestService, error) {
-	if len(names) == 0 {
-		return m.Services, nil
-	}
-	want := map[string]bool{}
-	for _, n := range names {
-		want[n] = true
-	}
-	var out []ManifestService
-	for _, s := range m.Services {
-		if want[s.Name] {
-			out = append(out, s)
-			delete(want, s.Name)
-		}
-	}
-	for _, n := range names {
-		if want[n] {
-			return nil, fmt.Errorf("select service %q in project %s: %w", n, m.Project, ErrNoService)
-		}
-	}
-	return out, nil
 }
 
 // serviceUnits lists the machine units of services, with their health
