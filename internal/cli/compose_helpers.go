@@ -65,12 +65,9 @@ func newComposeNetnsUpCmd() *cobra.Command {
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			for _, l := range links {
-				link, err := hostnet.ParseLink(l)
-				if err != nil {
-					return err
-				}
-				ns.Links = append(ns.Links, link)
+			var err error
+			if ns.Links, err = parseLinks(links); err != nil {
+				return err
 			}
 			for _, s := range sysctls {
 				sc, err := hostnet.ParseSysctl(s)
@@ -97,12 +94,9 @@ func newComposeNetnsDownCmd() *cobra.Command {
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			for _, l := range links {
-				link, err := hostnet.ParseLink(l)
-				if err != nil {
-					return err
-				}
-				ns.Links = append(ns.Links, link)
+			var err error
+			if ns.Links, err = parseLinks(links); err != nil {
+				return err
 			}
 			return hostnet.NamespaceDown(cmd.Context(), hostnet.ExecRunner{}, ns)
 		},
@@ -170,4 +164,17 @@ func newComposeUDPProxyCmd() *cobra.Command {
 			return udpproxy.Serve(cmd.Context(), pcs[0], target, udpproxy.DefaultIdle)
 		},
 	}
+}
+
+// parseLinks parses the repeated --link flags of _netns-up and _netns-down.
+func parseLinks(flags []string) ([]hostnet.Link, error) {
+	var out []hostnet.Link
+	for _, f := range flags {
+		l, err := hostnet.ParseLink(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	return out, nil
 }

@@ -47,11 +47,7 @@ func (h *Host) Exec(ctx context.Context, name, service string, argv []string, o 
 	if len(argv) == 0 {
 		return 0, fmt.Errorf("exec in %s/%s: no command given", name, service)
 	}
-	m, err := h.Manifest(name)
-	if err != nil {
-		return 0, err
-	}
-	svcs, err := m.Select([]string{service})
+	_, svcs, err := h.selected(name, []string{service})
 	if err != nil {
 		return 0, err
 	}

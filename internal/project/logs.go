@@ -30,12 +30,7 @@ type LogOptions struct {
 // own output is shown: journal entries logged by the machine unit's
 // processes, not systemd's messages about the unit.
 func (h *Host) Logs(ctx context.Context, name string, w io.Writer, o LogOptions) error {
-	h.fill()
-	m, err := h.Manifest(name)
-	if err != nil {
-		return err
-	}
-	svcs, err := m.Select(o.Services)
+	m, svcs, err := h.selected(name, o.Services)
 	if err != nil {
 		return err
 	}

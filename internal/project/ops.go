@@ -29,12 +29,7 @@ func portSockets(m *Manifest, svcs []ManifestService) []string {
 
 // Stop stops the selected services' machines (all: the project target).
 func (h *Host) Stop(ctx context.Context, name string, services []string) error {
-	h.fill()
-	m, err := h.Manifest(name)
-	if err != nil {
-		return err
-	}
-	svcs, err := m.Select(services)
+	m, svcs, err := h.selected(name, services)
 	if err != nil {
 		return err
 	}
@@ -70,11 +65,7 @@ func (h *Host) startOrRestart(ctx context.Context, name string, services []strin
 	if restart {
 		verb = "restart"
 	}
-	m, err := h.Manifest(name)
-	if err != nil {
-		return err
-	}
-	svcs, err := m.Select(services)
+	m, svcs, err := h.selected(name, services)
 	if err != nil {
 		return err
 	}
@@ -100,12 +91,7 @@ func (h *Host) startOrRestart(ctx context.Context, name string, services []strin
 // machines. A running machine whose image changed is not replaced (pull
 // says so); `berth compose up --pull always` stops and restarts it.
 func (h *Host) PullImages(ctx context.Context, name string, services []string, imgs Images) error {
-	h.fill()
-	m, err := h.Manifest(name)
-	if err != nil {
-		return err
-	}
-	svcs, err := m.Select(services)
+	_, svcs, err := h.selected(name, services)
 	if err != nil {
 		return err
 	}
@@ -128,12 +114,7 @@ type ImageRow struct {
 
 // Images lists the image each machine of the selected services has.
 func (h *Host) Images(name string, services []string, imgs Images) ([]ImageRow, error) {
-	h.fill()
-	m, err := h.Manifest(name)
-	if err != nil {
-		return nil, err
-	}
-	svcs, err := m.Select(services)
+	_, svcs, err := h.selected(name, services)
 	if err != nil {
 		return nil, err
 	}
@@ -164,12 +145,7 @@ var TopColumns = []string{"UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CM
 // process in the cgroup of the machine's unit below its payload (nspawn
 // itself is left out).
 func (h *Host) Top(ctx context.Context, name string, services []string) ([]Process, error) {
-	h.fill()
-	m, err := h.Manifest(name)
-	if err != nil {
-		return nil, err
-	}
-	svcs, err := m.Select(services)
+	_, svcs, err := h.selected(name, services)
 	if err != nil {
 		return nil, err
 	}

@@ -132,6 +132,21 @@ func (h *Host) Manifest(name string) (*Manifest, error) {
 	return &m, nil
 }
 
+// selected reads project name's manifest and picks the services named (all
+// when none are), as every verb that acts on services needs.
+func (h *Host) selected(name string, services []string) (*Manifest, []ManifestService, error) {
+	h.fill()
+	m, err := h.Manifest(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	svcs, err := m.Select(services)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, svcs, nil
+}
+
 // serviceUnits lists the machine units of services, with their health
 // units.
 func serviceUnits(svcs []ManifestService, withHealth bool) []string {

@@ -33,12 +33,7 @@ type Status struct {
 // empty). Without all, machines that are not running are left out, as
 // docker compose ps does.
 func (h *Host) Ps(ctx context.Context, name string, services []string, all bool) ([]Status, error) {
-	h.fill()
-	m, err := h.Manifest(name)
-	if err != nil {
-		return nil, err
-	}
-	svcs, err := m.Select(services)
+	m, svcs, err := h.selected(name, services)
 	if err != nil {
 		return nil, err
 	}
