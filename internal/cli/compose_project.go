@@ -16,7 +16,7 @@ func composeHost(env Env, g *Globals) *project.Host {
 // composeImages keeps the machines' images in berth's store, showing pull
 // progress on stderr unless --quiet.
 func composeImages(env Env, g *Globals) project.StoreImages {
-	imgs := project.StoreImages{Root: g.Root, MachinesDir: g.MachinesDir}
+	imgs := project.StoreImages{Root: g.Root, MachinesDir: g.MachinesDir, Gunzip: g.Gunzip}
 	if !g.Quiet {
 		imgs.Progress = func() pull.Reporter { return pull.NewReporter(env.Stderr) }
 	}

@@ -29,6 +29,7 @@ Credentials come from ~/.docker/config.json ($DOCKER_CONFIG) and credential help
 				Name:        name,
 				Insecure:    insecure,
 				NoStream:    noStream,
+				Gunzip:      g.Gunzip,
 				Root:        g.Root,
 				MachinesDir: g.MachinesDir,
 			}

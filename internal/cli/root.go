@@ -42,6 +42,9 @@ type Globals struct {
 	MachinesDir string
 	// Quiet suppresses progress output.
 	Quiet bool
+	// Gunzip picks the gzip decompressor for pulls (pull.Options.Gunzip),
+	// env BERTH_GUNZIP: unset for igzip when installed, "builtin", or a path.
+	Gunzip string
 }
 
 const (
@@ -91,7 +94,7 @@ func Main(ctx context.Context, env Env) int {
 }
 
 func newRootCmd(env Env) *cobra.Command {
-	g := &Globals{}
+	g := &Globals{Gunzip: env.Getenv("BERTH_GUNZIP")}
 	root := &cobra.Command{
 		Use:           "berth",
 		Short:         "Run OCI images and compose projects as systemd-nspawn machines",

@@ -45,6 +45,9 @@ type Options struct {
 
 	// noOpenat2 makes tests take the securejoin path used on kernels without openat2.
 	noOpenat2 bool
+	// noAsync makes tests write every file on the main goroutine, and
+	// forceAsync hands small files to workers even on one CPU (async.go).
+	noAsync, forceAsync bool
 }
 
 // DefaultXattrFilter is the XattrFilter used when Options.XattrFilter is nil.
@@ -148,6 +151,13 @@ func (a *applier) run(r io.Reader) error {
 			}
 			return fmt.Errorf("entry %q: %w", hdr.Name, err)
 		}
+		if err := a.async.failed(); err != nil {
+			return err
+		}
+	}
+	a.barrier()
+	if err := a.async.failed(); err != nil {
+		return err
 	}
 	if err := a.finishDirs(); err != nil {
 		return err
@@ -189,11 +199,18 @@ func (a *applier) entry(hdr *tar.Header, data io.Reader) error {
 	}
 	if base == opaqueMarker {
 		a.stats.Whiteouts++
+		a.barrier()
 		return a.opaque(dir)
 	}
 	if strings.HasPrefix(base, whiteoutPrefix) {
 		a.stats.Whiteouts++
+		a.barrier()
 		return a.whiteout(dir, base[len(whiteoutPrefix):])
+	}
+	if hdr.Typeflag == tar.TypeLink || a.async.conflicts(name) {
+		// A link reaches another name; this name, or a parent of it, may
+		// still be a worker's (async.go).
+		a.barrier()
 	}
 	if hdr.Uid < 0 || hdr.Gid < 0 {
 		return fmt.Errorf("negative owner %d:%d", hdr.Uid, hdr.Gid)
@@ -210,6 +227,13 @@ func (a *applier) entry(hdr *tar.Header, data io.Reader) error {
 	}
 	a.touch(dir, pfd)
 	t := target{fd: pfd, base: base, path: name, cached: pcached, sgid: a.sgid[dir]}
+	if a.async.eligible(t, hdr) {
+		if err := a.addAsync(t, hdr, data); err != nil {
+			return err
+		}
+		a.markLayer(name)
+		return nil
+	}
 
 	switch hdr.Typeflag {
 	case tar.TypeReg, tar.TypeRegA, tar.TypeCont, tar.TypeGNUSparse:

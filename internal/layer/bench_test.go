@@ -190,17 +190,21 @@ func cpuTime() time.Duration {
 
 func BenchmarkApply(b *testing.B) {
 	for _, name := range []string{"small", "big"} {
-		for _, format := range []string{"tar", "gz", "zst"} {
+		for _, format := range []string{"tar", "gz", "gz-igzip", "zst"} {
 			b.Run(name+"/"+format, func(b *testing.B) {
 				l := layers(b)[name]
-				file := map[string]string{"tar": l.tar, "gz": l.gz, "zst": l.zst}[format]
+				file := map[string]string{"tar": l.tar, "gz": l.gz, "gz-igzip": l.gz, "zst": l.zst}[format]
+				gunzip := ""
+				if format == "gz-igzip" {
+					gunzip = requireTool(b, AutoGunzip)
+				}
 				runInto(b, l.size, func(dst string) error {
 					f, err := os.Open(file)
 					if err != nil {
 						return err
 					}
 					defer f.Close()
-					rc, _, err := Decompress(f)
+					rc, _, err := Decompress(f, gunzip)
 					if err != nil {
 						return err
 					}

@@ -61,13 +61,20 @@ const (
 // verifies the compressed format's own checksums (gzip CRC-32, zstd frame
 // checksum when present); a corrupt or truncated blob is an error from Read.
 // Close releases the decompressor; it does not close r.
-func Decompress(r io.Reader) (io.ReadCloser, Compression, error) {
+//
+// gunzip, when not empty, is the path of an external gzip decompressor
+// (FindGunzip) that gzip blobs are piped through instead of inflating them
+// in-process; see gunzip.go.
+func Decompress(r io.Reader, gunzip string) (io.ReadCloser, Compression, error) {
 	br := bufio.NewReaderSize(r, sniffBuffer)
 	head, err := br.Peek(len(zstdMagic))
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, Uncompressed, fmt.Errorf("decompress layer: read header: %w", err)
 	}
 	switch {
+	case bytes.HasPrefix(head, gzipMagic) && gunzip != "":
+		zr, err := gunzipExternal(gunzip, br)
+		return zr, Gzip, err
 	case bytes.HasPrefix(head, gzipMagic):
 		zr, err := pgzip.NewReaderN(br, gzipBlockSize, gzipBlocks)
 		if err != nil {

@@ -59,6 +59,8 @@ type applier struct {
 	dead []int
 
 	noOpenat2 bool // the kernel lacks openat2; fall back to securejoin
+
+	async *asyncFiles // workers for small files (async.go); nil: none
 }
 
 type fileID struct{ dev, ino uint64 }
@@ -80,7 +82,12 @@ func newApplier(ctx context.Context, root string, opts Options) (*applier, error
 	if err != nil {
 		rootPath = "" // physical() then falls back to layer paths
 	}
+	var async *asyncFiles
+	if !opts.noAsync {
+		async = newAsyncFiles(opts.forceAsync)
+	}
 	return &applier{
+		async:     async,
 		rootPath:  rootPath,
 		noOpenat2: opts.noOpenat2,
 		ctx:       ctx,
@@ -99,6 +106,8 @@ func newApplier(ctx context.Context, root string, opts Options) (*applier, error
 }
 
 func (a *applier) close() {
+	a.async.stop()
+	a.async = nil
 	a.flush()
 	a.reap()
 	a.root.Close()
@@ -112,8 +121,12 @@ func (a *applier) flush() {
 	}
 }
 
-// reap closes invalidated fds; called between entries, when none is in use.
+// reap closes invalidated fds; called between entries, when none is in use
+// (a worker may hold one: wait for them first).
 func (a *applier) reap() {
+	if len(a.dead) > 0 {
+		a.barrier()
+	}
 	for _, fd := range a.dead {
 		unix.Close(fd)
 	}
@@ -167,6 +180,9 @@ func (a *applier) dirFD(p string, create bool) (fd int, cached bool, err error) 
 			return -1, false, fmt.Errorf("parent %q is not a directory", p)
 		}
 		// A symlink: follow it as the container would, inside the rootfs.
+		// What it leads to may be a name a worker owns under its physical
+		// path (async.go): let them finish first.
+		a.barrier()
 		fd, err = a.openInRoot(p)
 		if err == unix.ENOENT && create {
 			return -1, false, fmt.Errorf("parent %q is a symlink to a missing directory (mkdir -p fails the same way in a chroot)", p)
@@ -278,6 +294,7 @@ func (a *applier) removeAt(dirfd int, name, p string, parentCached bool) error {
 	if err != unix.EISDIR {
 		return fmt.Errorf("remove %q: %w", p, err)
 	}
+	a.barrier() // workers may be creating files in the tree
 	a.invalidate(p, parentCached)
 	if err := removeTree(dirfd, name); err != nil {
 		return fmt.Errorf("remove directory %q: %w", p, err)

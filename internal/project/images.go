@@ -59,6 +59,8 @@ type StoreImages struct {
 	Progress func() pull.Reporter
 	// Insecure allows plain HTTP to non-loopback registries.
 	Insecure bool
+	// Gunzip is pull.Options.Gunzip.
+	Gunzip string
 }
 
 func (s StoreImages) open() (*store.Store, bool) {
@@ -97,7 +99,7 @@ func (s StoreImages) Installed(machine, ref string) (string, bool) {
 
 // Pull implements Images.
 func (s StoreImages) Pull(ctx context.Context, ref, machine string, stop func() error) (string, error) {
-	o := pull.Options{Ref: ref, Name: machine, Root: s.Root, MachinesDir: s.MachinesDir, Insecure: s.Insecure}
+	o := pull.Options{Ref: ref, Name: machine, Root: s.Root, MachinesDir: s.MachinesDir, Insecure: s.Insecure, Gunzip: s.Gunzip}
 	var stopErr error
 	if stop != nil {
 		// pull asks whether the machine runs only when it is about

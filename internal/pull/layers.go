@@ -154,6 +154,12 @@ func applyOne(ctx context.Context, st *store.Store, sp *spool, i int, l store.La
 			err = fmt.Errorf("layer %d (%s): %w", i+1, l.Digest, err)
 		}
 	}()
+	// rctx bounds the reads of the blob: stopping early (an error) cancels
+	// it first, so that goroutines reading ahead (the decompressor's, the
+	// read-ahead's) return from a read that waits for the download, and
+	// can be waited for.
+	rctx, rcancel := context.WithCancel(ctx)
+	defer rcancel()
 	var r io.Reader
 	// stored hashes a blob that was already in the store: cheap insurance
 	// that a corrupted store copy is found (and dropped) rather than blamed
@@ -190,7 +196,7 @@ func applyOne(ctx context.Context, st *store.Store, sp *spool, i int, l store.La
 		defer f.Close()
 		r = f
 	default:
-		sr := sp.reader(ctx)
+		sr := sp.reader(rctx)
 		defer sr.Close()
 		r = sr
 		defer func() {
@@ -204,13 +210,17 @@ func applyOne(ctx context.Context, st *store.Store, sp *spool, i int, l store.La
 			}
 		}()
 	}
-	dec, _, err := layer.Decompress(r)
+	dec, _, err := layer.Decompress(r, o.gunzip)
 	if err != nil {
 		return err
 	}
 	defer dec.Close()
-	h := sha256.New()
-	if _, err := layer.Apply(ctx, root, io.TeeReader(dec, h), o.Layer); err != nil {
+	h := newReadAhead(dec, sha256.New())
+	defer func() {
+		rcancel()
+		h.Close()
+	}()
+	if _, err := layer.Apply(ctx, root, h, o.Layer); err != nil {
 		return err
 	}
 	// Drain what the decompressor left (trailing padding): the stored blob
@@ -223,7 +233,7 @@ func applyOne(ctx context.Context, st *store.Store, sp *spool, i int, l store.La
 			return err
 		}
 	}
-	got := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}
+	got := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum())}
 	if got != l.DiffID {
 		return fmt.Errorf("%w: config says %s, content is %s", ErrDiffIDMismatch, l.DiffID, got)
 	}

@@ -65,6 +65,13 @@ type Options struct {
 	NoStream bool
 	// Layer is passed to layer.Apply.
 	Layer layer.Options
+	// Gunzip picks how gzip layers are inflated: "" pipes them through
+	// igzip (ISA-L, about 2.5 times Go's speed) when it is in PATH and
+	// inflates in-process otherwise; "builtin" always inflates in-process;
+	// anything else is the path of a gzip(1)-compatible program to pipe
+	// them through (called with -dc). The output is verified against the
+	// DiffID either way.
+	Gunzip string
 	// Progress receives progress events. Default: none.
 	Progress Progress
 	// Now is the clock for the record's pull time. Default time.Now.
@@ -75,6 +82,8 @@ type Options struct {
 	// differs), so a caller may stop the machine there. Default: registered
 	// with systemd-machined (/run/systemd/machines/NAME exists).
 	Running func(name string) bool
+
+	gunzip string // resolved Gunzip: a program's path, or "" for in-process
 }
 
 // MachinedRunning reports whether systemd-machined has machine name
@@ -105,6 +114,14 @@ func (o *Options) fill() error {
 	}
 	if o.Running == nil {
 		o.Running = MachinedRunning
+	}
+	switch o.Gunzip {
+	case "":
+		o.gunzip = layer.FindGunzip()
+	case "builtin":
+		o.gunzip = ""
+	default:
+		o.gunzip = o.Gunzip
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/berth-sh/berth/internal/layer"
 	"github.com/berth-sh/berth/internal/store"
 )
 
@@ -191,22 +193,40 @@ func TestDigestMismatchInstallsNothing(t *testing.T) {
 	tamperBlob(t, reg, bad)
 	e := newEnv(t)
 
-	for _, stream := range []bool{true, false} {
-		t.Run(fmt.Sprintf("stream=%v", stream), func(t *testing.T) {
-			_, err := Pull(context.Background(), func() Options { o := e.opts(ref); o.NoStream = !stream; return o }())
-			if !errors.Is(err, store.ErrDigestMismatch) {
-				t.Fatalf("err = %v, want ErrDigestMismatch", err)
-			}
-			d, _ := bad.Digest()
-			if !strings.Contains(err.Error(), "layer 2") || !strings.Contains(err.Error(), d.String()) {
-				t.Errorf("error %q does not name layer 2 and its digest", err)
-			}
-			e.assertNothingInstalled(t, "app")
-			st, _ := store.Open(e.root)
-			if _, ok := st.Has(d); ok {
-				t.Error("tampered blob was committed to the store")
-			}
-		})
+	for _, c := range gunzipModes(t) {
+		for _, stream := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/stream=%v", c.name, stream), func(t *testing.T) {
+				testDigestMismatch(t, e, ref, bad, c.gunzip, stream)
+			})
+		}
+	}
+}
+
+// gunzipModes are the ways Pull can inflate gzip layers: in-process, and
+// through igzip (required with BERTH_TEST_REQUIRE_TOOLS=1).
+func gunzipModes(t *testing.T) []struct{ name, gunzip string } {
+	modes := []struct{ name, gunzip string }{{"builtin", "builtin"}}
+	if p := layer.FindGunzip(); p != "" {
+		modes = append(modes, struct{ name, gunzip string }{"igzip", p})
+	} else if os.Getenv("BERTH_TEST_REQUIRE_TOOLS") == "1" {
+		t.Fatalf("%s not found (BERTH_TEST_REQUIRE_TOOLS=1)", layer.AutoGunzip)
+	}
+	return modes
+}
+
+func testDigestMismatch(t *testing.T, e env, ref string, bad v1.Layer, gunzip string, stream bool) {
+	_, err := Pull(context.Background(), func() Options { o := e.opts(ref); o.NoStream = !stream; o.Gunzip = gunzip; return o }())
+	if !errors.Is(err, store.ErrDigestMismatch) {
+		t.Fatalf("err = %v, want ErrDigestMismatch", err)
+	}
+	d, _ := bad.Digest()
+	if !strings.Contains(err.Error(), "layer 2") || !strings.Contains(err.Error(), d.String()) {
+		t.Errorf("error %q does not name layer 2 and its digest", err)
+	}
+	e.assertNothingInstalled(t, "app")
+	st, _ := store.Open(e.root)
+	if _, ok := st.Has(d); ok {
+		t.Error("tampered blob was committed to the store")
 	}
 }
 
@@ -305,15 +325,60 @@ func TestLayerCompressions(t *testing.T) {
 		layerOf(t, tarOf(t, "raw", "none"), "none"),
 	)
 	ref := reg.push(t, "mixed:1", img)
-	for _, stream := range []bool{true, false} {
-		e := newEnv(t)
-		e.pull(t, ref, func(o *Options) { o.NoStream = !stream })
-		for f, want := range map[string]string{"gz": "gzip", "zst": "zstd", "raw": "none"} {
-			if got := readFile(t, filepath.Join(e.machines, "mixed", f)); got != want {
-				t.Errorf("stream=%v: %s = %q, want %q", stream, f, got, want)
+	for _, c := range gunzipModes(t) {
+		for _, stream := range []bool{true, false} {
+			e := newEnv(t)
+			e.pull(t, ref, func(o *Options) { o.NoStream = !stream; o.Gunzip = c.gunzip })
+			for f, want := range map[string]string{"gz": "gzip", "zst": "zstd", "raw": "none"} {
+				if got := readFile(t, filepath.Join(e.machines, "mixed", f)); got != want {
+					t.Errorf("%s, stream=%v: %s = %q, want %q", c.name, stream, f, got, want)
+				}
 			}
 		}
 	}
+}
+
+// TestGunzipOption: a program named in Options.Gunzip inflates gzip layers
+// (called as gzip -dc), and what it outputs is still held to the DiffID.
+func TestGunzipOption(t *testing.T) {
+	reg := newTestRegistry(t)
+	ref := reg.push(t, "gz:1", imageOf(t, "linux/amd64", layerOf(t, tarOf(t, "f", "content"), "gzip")))
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755) // the program may run as nobody
+	os.Chmod(filepath.Dir(dir), 0o755)
+	script := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	gz, err := exec.LookPath("gzip")
+	if err != nil {
+		t.Skip("gzip not found")
+	}
+	marker := filepath.Join(dir, "called")
+	os.WriteFile(marker, nil, 0o666)
+	os.Chmod(marker, 0o666)
+	e := newEnv(t)
+	e.pull(t, ref, func(o *Options) { o.Gunzip = script("good", "echo yes >> "+marker+"; exec "+gz+" \"$@\"") })
+	if got := readFile(t, filepath.Join(e.machines, "gz", "f")); got != "content" {
+		t.Errorf("f = %q", got)
+	}
+	if b, _ := os.ReadFile(marker); string(b) != "yes\n" {
+		t.Errorf("the program was called %q times, want once", b)
+	}
+	// A program that lies (exits 0 with other content) fails the DiffID.
+	e = newEnv(t)
+	_, err = Pull(context.Background(), func() Options {
+		o := e.opts(ref)
+		o.Gunzip = script("liar", "cat >/dev/null; "+gz+" -dc < /dev/null 2>/dev/null; tar -cf - -C "+dir+" called")
+		return o
+	}())
+	if !errors.Is(err, ErrDiffIDMismatch) {
+		t.Fatalf("err = %v, want ErrDiffIDMismatch", err)
+	}
+	e.assertNothingInstalled(t, "gz")
 }
 
 func TestInterruptedPullThenSuccess(t *testing.T) {
