@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
@@ -66,6 +67,20 @@ const (
 // (FindGunzip) that gzip blobs are piped through instead of inflating them
 // in-process; see gunzip.go.
 func Decompress(r io.Reader, gunzip string) (io.ReadCloser, Compression, error) {
+	if f, ok := r.(*os.File); ok && gunzip != "" {
+		// A file goes to the external decompressor as its stdin: no copy
+		// through a pipe. Sniff without moving the offset.
+		head := make([]byte, len(gzipMagic))
+		off, err := f.Seek(0, io.SeekCurrent)
+		if err == nil {
+			var n int
+			n, err = f.ReadAt(head, off)
+			if n == len(head) && bytes.Equal(head, gzipMagic) {
+				zr, err := gunzipExternal(gunzip, f)
+				return zr, Gzip, err
+			}
+		}
+	}
 	br := bufio.NewReaderSize(r, sniffBuffer)
 	head, err := br.Peek(len(zstdMagic))
 	if err != nil && !errors.Is(err, io.EOF) {

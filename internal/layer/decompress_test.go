@@ -206,10 +206,14 @@ func TestGunzipExternalEarlyExit(t *testing.T) {
 func TestGunzipExternalClose(t *testing.T) {
 	// Closing before the end kills the decompressor, also one that hangs,
 	// and returns once the input's pending read does.
-	g := fakeGunzip(t, `printf x; exec sleep 60`)
+	g := fakeGunzip(t, `head -c 10 >/dev/null; printf x; exec sleep 60`)
 	pr, pw := io.Pipe()
 	defer pw.Close()
-	go pw.Write(gz(t, []byte("x"))[:10])
+	wrote := make(chan struct{})
+	go func() {
+		pw.Write(gz(t, []byte("x"))[:10])
+		close(wrote)
+	}()
 	rc, _, err := Decompress(pr, g)
 	if err != nil {
 		t.Fatal(err)
@@ -218,6 +222,7 @@ func TestGunzipExternalClose(t *testing.T) {
 	if _, err := io.ReadFull(rc, buf); err != nil {
 		t.Fatal(err)
 	}
+	<-wrote // and the decompressor read it: the feeder now waits for more
 	done := make(chan struct{})
 	go func() {
 		rc.Close()
@@ -240,5 +245,37 @@ func TestGunzipExternalMissing(t *testing.T) {
 	_, _, err := Decompress(bytes.NewReader(gz(t, nil)), filepath.Join(t.TempDir(), "no-such-gunzip"))
 	if err == nil || !strings.Contains(err.Error(), "BERTH_GUNZIP=builtin") {
 		t.Fatalf("err = %v, want a start error naming the way out", err)
+	}
+}
+
+func TestGunzipExternalFile(t *testing.T) {
+	// A file is handed to the decompressor as its stdin, from its current
+	// offset; afterwards the file is at its end.
+	for gname, gunzip := range gunzips(t) {
+		t.Run(gname, func(t *testing.T) {
+			layer := mkTar(t, fileE("a", strings.Repeat("file content ", 10000)))
+			p := filepath.Join(t.TempDir(), "blob")
+			if err := os.WriteFile(p, append([]byte("skip"), gz(t, layer)...), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.Open(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			f.Seek(4, io.SeekStart)
+			rc, comp, err := Decompress(f, gunzip)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rc.Close()
+			got, err := io.ReadAll(rc)
+			if err != nil || comp != Gzip || !bytes.Equal(got, layer) {
+				t.Fatalf("got %d bytes (%v, %v), want %d", len(got), comp, err, len(layer))
+			}
+			if rest, _ := io.ReadAll(f); len(rest) != 0 {
+				t.Errorf("%d bytes left in the file", len(rest))
+			}
+		})
 	}
 }

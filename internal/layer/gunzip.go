@@ -62,23 +62,28 @@ const nobody = 65534
 // reading r; Close kills the process if it is still running. cmd must accept
 // gzip(1)'s -d and -c flags: igzip, pigz, gzip all do.
 func gunzipExternal(cmd string, r io.Reader) (io.ReadCloser, error) {
-	inR, inW, err := os.Pipe()
-	if err != nil {
-		return nil, fmt.Errorf("decompress layer: %w", err)
-	}
 	outR, outW, err := os.Pipe()
 	if err != nil {
-		inR.Close()
-		inW.Close()
 		return nil, fmt.Errorf("decompress layer: %w", err)
 	}
-	for _, f := range []*os.File{inW, outR} {
-		unix.FcntlInt(f.Fd(), unix.F_SETPIPE_SZ, pipeSize)
-	}
+	unix.FcntlInt(outR.Fd(), unix.F_SETPIPE_SZ, pipeSize)
 	g := &gunzip{name: filepath.Base(cmd), out: outR, fed: make(chan struct{})}
+	// A file is the process's stdin itself, read from its current offset
+	// (shared with r, so r is at its end when the process is); anything
+	// else is fed through a pipe.
+	stdin, isFile := r.(*os.File)
+	var inW *os.File
+	if !isFile {
+		if stdin, inW, err = os.Pipe(); err != nil {
+			outR.Close()
+			outW.Close()
+			return nil, fmt.Errorf("decompress layer: %w", err)
+		}
+		unix.FcntlInt(inW.Fd(), unix.F_SETPIPE_SZ, pipeSize)
+	}
 	start := func(drop bool) error {
 		c := exec.Command(cmd, "-dc")
-		c.Stdin, c.Stdout, c.Stderr = inR, outW, &g.stderr
+		c.Stdin, c.Stdout, c.Stderr = stdin, outW, &g.stderr
 		c.Env = []string{"LC_ALL=C"}
 		c.Dir = "/"
 		if drop {
@@ -95,12 +100,20 @@ func gunzipExternal(cmd string, r io.Reader) (io.ReadCloser, error) {
 		err = start(false)
 	}
 	// The child has its own copies; ours would keep the pipes open forever.
-	inR.Close()
 	outW.Close()
+	if !isFile {
+		stdin.Close()
+	}
 	if err != nil {
-		inW.Close()
 		outR.Close()
+		if inW != nil {
+			inW.Close()
+		}
 		return nil, fmt.Errorf("decompress layer: start %s (BERTH_GUNZIP=builtin inflates in-process): %w", cmd, err)
+	}
+	if isFile {
+		close(g.fed)
+		return g, nil
 	}
 	go func() {
 		defer close(g.fed)

@@ -185,7 +185,9 @@ func applyOne(ctx context.Context, st *store.Store, sp *spool, i int, l store.La
 				}
 			}
 		}()
-	case o.NoStream:
+	case o.NoStream || sp.finished():
+		// Downloaded and verified already (or asked to wait for that): read
+		// the stored blob, which an external decompressor reads directly.
 		if err := sp.wait(ctx); err != nil {
 			return err
 		}

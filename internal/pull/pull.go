@@ -435,4 +435,4 @@ func ensureUsr(root string) error {
 // writebackInterval is how often the tree being unpacked is synced in the
 // background (store.Staging.StartWriteback). Short enough that the disk keeps
 // up with the applier, long enough that each sync has a batch to write.
-const writebackInterval = 500 * time.Millisecond
+const writebackInterval = 250 * time.Millisecond

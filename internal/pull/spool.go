@@ -58,6 +58,13 @@ func (s *spool) finish(err error) {
 	s.cond.Broadcast()
 }
 
+// finished reports whether the download has ended (either way).
+func (s *spool) finished() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.done
+}
+
 // wait blocks until the download finished and returns its error.
 func (s *spool) wait(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, s.cond.Broadcast)
