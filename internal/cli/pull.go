@@ -21,7 +21,12 @@ docker.io/library/busybox:latest) or a local OCI image layout (oci:PATH[:TAG]),
 verify every blob, and install it atomically as MACHINES_DIR/NAME.
 
 Plain HTTP is used only for loopback registries, or any registry with --insecure.
-Credentials come from ~/.docker/config.json ($DOCKER_CONFIG) and credential helpers.`,
+Credentials come from ~/.docker/config.json ($DOCKER_CONFIG) and credential helpers.
+
+gzip layers are inflated by igzip (Debian package isal) when it is in PATH, as
+nobody, and in-process otherwise; BERTH_GUNZIP=builtin always inflates
+in-process, BERTH_GUNZIP=PROGRAM names a gzip-compatible one. The result is
+checked against the layer's DiffID either way.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts := pull.Options{
