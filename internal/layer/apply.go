@@ -287,19 +287,10 @@ func (a *applier) file(t target, hdr *tar.Header, data io.Reader) error {
 	if err != nil {
 		return err
 	}
-	// chown before chmod (chown clears setuid/setgid); xattrs after both
-	// (chown drops security.capability) and after writing (a write drops it too).
-	if a.needChown(t, hdr) {
-		if err := unix.Fchown(fd, hdr.Uid, hdr.Gid); err != nil {
-			return fmt.Errorf("chown %d:%d: %w", hdr.Uid, hdr.Gid, err)
-		}
-	}
-	// The file was created with the permission bits already; only setuid
-	// and friends, or bits the umask removed, need another syscall.
-	if mode&0o7000 != 0 || mode&a.umask != 0 {
-		if err := unix.Fchmod(fd, mode); err != nil {
-			return fmt.Errorf("chmod %#o: %w", mode, err)
-		}
+	// xattrs after owner and mode (chown drops security.capability) and
+	// after writing (a write drops it too).
+	if err := ownerMode(fd, a.needChown(t, hdr), hdr.Uid, hdr.Gid, a.needChmod(mode), mode); err != nil {
+		return err
 	}
 	if err := a.xattrs(hdr, func(k string, v []byte) error { return unix.Fsetxattr(fd, k, v, 0) }); err != nil {
 		return err
@@ -308,6 +299,28 @@ func (a *applier) file(t target, hdr *tar.Header, data io.Reader) error {
 		return fmt.Errorf("set times: %w", err)
 	}
 	a.stats.Files++
+	return nil
+}
+
+// needChmod reports whether a file created with mode&0o777 needs a chmod:
+// for setuid and friends, or bits the umask removed.
+func (a *applier) needChmod(mode uint32) bool {
+	return mode&0o7000 != 0 || mode&a.umask != 0
+}
+
+// ownerMode sets the owner and then the mode of a new file, each only when
+// needed: chown before chmod, because chown clears setuid/setgid.
+func ownerMode(fd int, chown bool, uid, gid int, chmod bool, mode uint32) error {
+	if chown {
+		if err := unix.Fchown(fd, uid, gid); err != nil {
+			return fmt.Errorf("chown %d:%d: %w", uid, gid, err)
+		}
+	}
+	if chmod {
+		if err := unix.Fchmod(fd, mode); err != nil {
+			return fmt.Errorf("chmod %#o: %w", mode, err)
+		}
+	}
 	return nil
 }
 

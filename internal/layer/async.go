@@ -169,16 +169,8 @@ func (j *asyncJob) run() (redo bool, err error) {
 		}
 		off += n
 	}
-	// As in applier.file: chown before chmod, times last.
-	if j.chown {
-		if err := unix.Fchown(fd, j.uid, j.gid); err != nil {
-			return false, fmt.Errorf("chown %d:%d: %w", j.uid, j.gid, err)
-		}
-	}
-	if j.chmod {
-		if err := unix.Fchmod(fd, j.mode); err != nil {
-			return false, fmt.Errorf("chmod %#o: %w", j.mode, err)
-		}
+	if err := ownerMode(fd, j.chown, j.uid, j.gid, j.chmod, j.mode); err != nil {
+		return false, err
 	}
 	if err := utimensatFD(fd, &j.ts); err != nil {
 		return false, fmt.Errorf("set times: %w", err)
@@ -244,7 +236,7 @@ func (a *applier) addAsync(t target, hdr *tar.Header, data io.Reader) error {
 		data:  b.buf[start : start+size : start+size],
 		mode:  mode,
 		chown: a.needChown(t, hdr),
-		chmod: mode&0o7000 != 0 || mode&a.umask != 0,
+		chmod: a.needChmod(mode),
 		uid:   hdr.Uid,
 		gid:   hdr.Gid,
 		ts:    times(hdr),
