@@ -71,6 +71,7 @@ func TestMachines(t *testing.T) {
 	}
 	t.Logf("timing: install berth, start registry, push and pull 3 images: %v", since(begin))
 
+	scenario(t, h, "pull inflates with igzip", func(t *testing.T, h *testhost.Host) { testPullInflater(t, h, imgs.svc) })
 	scenario(t, h, "run", testRun)
 	scenario(t, h, "distroless", testDistroless)
 	scenario(t, h, "service lifecycle", testServiceLifecycle)
@@ -79,6 +80,41 @@ func TestMachines(t *testing.T) {
 	scenario(t, h, "user namespace", testUserNamespace)
 	scenario(t, h, "hostile values", func(t *testing.T, h *testhost.Host) { testHostileValues(t, h, reg) })
 	scenario(t, h, "unit escaping", testUnitEscaping)
+}
+
+// testPullInflater: on a host with isal installed, berth pull finds igzip in
+// PATH and inflates gzip layers with it, as nobody; BERTH_GUNZIP=builtin
+// inflates in-process; both trees are the same. A wrapper early in PATH
+// logs each call.
+func testPullInflater(t *testing.T, h *testhost.Host, ref string) {
+	const wrap = "/usr/local/lib/berth-e2e-wrap"
+	h.MustSh("mkdir -p " + wrap + " && printf '%s\\n' '#!/bin/sh' 'echo \"$(id -u) $*\" >> " + wrap + "/log' 'exec /usr/bin/igzip \"$@\"' > " + wrap + "/igzip" +
+		" && chmod 755 " + wrap + "/igzip && : > " + wrap + "/log && chmod 666 " + wrap + "/log")
+	defer h.MustSh("rm -rf " + wrap)
+	layers := h.MustSh("cat /var/lib/berth/machines/svc.json") // the record lists the layers
+	gz := strings.Count(layers, `gzip"`) // layer media types: ...tar.gzip or ...tar+gzip
+	if gz == 0 {
+		t.Fatalf("the test image has no gzip layer; record:\n%s", layers)
+	}
+	h.MustSh("PATH=" + wrap + ":$PATH berth pull -q --name viaigzip " + ref)
+	if log := h.MustSh("cat " + wrap + "/log"); log != strings.Repeat("65534 -dc\n", gz) {
+		t.Errorf("igzip calls (uid, args), one per gzip layer (%d):\n%s", gz, log)
+	}
+	h.MustSh(": > " + wrap + "/log; BERTH_GUNZIP=builtin PATH=" + wrap + ":$PATH berth pull -q --name builtin " + ref)
+	if log := h.MustSh("cat " + wrap + "/log"); log != "" {
+		t.Errorf("BERTH_GUNZIP=builtin still called igzip:\n%s", log)
+	}
+	describe := func(name string) string {
+		return h.MustSh("cd /var/lib/machines/" + name + " && find . -printf '%p %y %m %U %G %s %T@ %l\\n' | sort && find . -type f -exec sha256sum {} + | sort")
+	}
+	if a, b := describe("viaigzip"), describe("builtin"); a != b {
+		t.Errorf("trees inflated by igzip and in-process differ:\nigzip:\n%s\nbuiltin:\n%s", a, b)
+	}
+	for _, name := range []string{"viaigzip", "builtin"} {
+		if r := berth(t, h, "rmi", name); r.ExitCode != 0 {
+			t.Errorf("berth rmi %s: %s", name, r)
+		}
+	}
 }
 
 // scenario runs f as a subtest on the shared host and logs how long it took.

@@ -21,7 +21,9 @@ import (
 // BasePackages are installed into every test host on top of debootstrap's
 // minbase: a booting systemd with D-Bus (machinectl and systemctl talk over
 // it), nspawn and machined for nested machines, and the tools scenarios use
-// inside the host (a registry, busybox for tiny rootfs trees, curl).
+// inside the host (a registry, busybox for tiny rootfs trees, curl), and
+// igzip (isal), which berth pulls inflate gzip layers with when installed:
+// the e2e pulls take the path a set-up host takes.
 var BasePackages = []string{
 	"systemd",
 	"systemd-sysv",
@@ -32,6 +34,7 @@ var BasePackages = []string{
 	"busybox-static",
 	"curl",
 	"ca-certificates",
+	"isal",
 }
 
 // recipeVersion is part of the cache key: bump it whenever prepareRootfs
