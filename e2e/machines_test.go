@@ -92,7 +92,8 @@ func testPullInflater(t *testing.T, h *testhost.Host, ref string) {
 		" && chmod 755 " + wrap + "/igzip && : > " + wrap + "/log && chmod 666 " + wrap + "/log")
 	defer h.MustSh("rm -rf " + wrap)
 	layers := h.MustSh("cat /var/lib/berth/machines/svc.json") // the record lists the layers
-	gz := strings.Count(layers, `gzip"`) // layer media types: ...tar.gzip or ...tar+gzip
+	// Layer media types end in tar.gzip (Docker) or tar+gzip (OCI).
+	gz := strings.Count(layers, `gzip"`)
 	if gz == 0 {
 		t.Fatalf("the test image has no gzip layer; record:\n%s", layers)
 	}

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -81,10 +82,12 @@ type asyncFiles struct {
 	// goroutine only).
 	pending map[string]struct{}
 
-	mu        sync.Mutex
-	err       error
-	redo      []asyncJob
-	redoBytes int
+	mu   sync.Mutex
+	err  error
+	redo []asyncJob
+	// Read on every entry by the main goroutine, so without the lock.
+	redoBytes atomic.Int64
+	hasErr    atomic.Bool
 }
 
 // newAsyncFiles starts the workers, or returns nil when there is no second
@@ -122,11 +125,12 @@ func (f *asyncFiles) worker() {
 				f.mu.Lock()
 				if err != nil && f.err == nil {
 					f.err = fmt.Errorf("entry %q: %w", j.hdr.Name, err)
+					f.hasErr.Store(true)
 				}
 				if redo {
 					j.data = bytes.Clone(j.data) // the batch buffer is reused
 					f.redo = append(f.redo, *j)
-					f.redoBytes += len(j.data)
+					f.redoBytes.Add(int64(len(j.data)))
 				}
 				f.mu.Unlock()
 			}
@@ -244,10 +248,7 @@ func (a *applier) addAsync(t target, hdr *tar.Header, data io.Reader) error {
 	f.pending[t.path] = struct{}{}
 	a.stats.Files++
 	a.stats.Bytes += int64(size)
-	f.mu.Lock()
-	full := f.redoBytes > asyncRedoMax
-	f.mu.Unlock()
-	if full {
+	if f.redoBytes.Load() > asyncRedoMax {
 		a.barrier()
 	}
 	return nil
@@ -268,7 +269,7 @@ func (f *asyncFiles) send() {
 
 // failed returns the first error of a worker or of a redo.
 func (f *asyncFiles) failed() error {
-	if f == nil {
+	if f == nil || !f.hasErr.Load() {
 		return nil
 	}
 	f.mu.Lock()
@@ -288,7 +289,8 @@ func (a *applier) barrier() {
 	clear(f.pending)
 	f.mu.Lock()
 	redo := f.redo
-	f.redo, f.redoBytes = nil, 0
+	f.redo = nil
+	f.redoBytes.Store(0)
 	failed := f.err != nil
 	f.mu.Unlock()
 	if failed {
@@ -299,6 +301,7 @@ func (a *applier) barrier() {
 			f.mu.Lock()
 			if f.err == nil {
 				f.err = fmt.Errorf("entry %q: %w", j.hdr.Name, err)
+				f.hasErr.Store(true)
 			}
 			f.mu.Unlock()
 			return

@@ -51,8 +51,10 @@ func asyncCases() map[string][][]ent {
 			{dirE("d"), fileE("d/a", "a"), fileE("d/b", "b"), dirE("o"), fileE("o/x", "x")},
 			{fileE("d/a2", "new"), whE("d", "a"), fileE("d/a", "again"), fileE("o/y", "y"), opqE("o"), fileE("o/z", "z")},
 		},
-		"many":      {many(40, 80)},
-		"many dirs": {many(maxCachedDirs+50, 2)},
+		// A worker's error must fail Apply: the kernel refuses the name.
+		"worker error": {{fileE("a", "x"), fileE(strings.Repeat("n", 256), "too long"), fileE("b", "y")}},
+		"many":         {many(40, 80)},
+		"many dirs":    {many(maxCachedDirs+50, 2)},
 	}
 }
 
@@ -128,4 +130,14 @@ func FuzzAsyncMatchesSequential(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		compareAsync(t, lower, data)
 	})
+}
+
+func TestAsyncWorkerErrorFailsApply(t *testing.T) {
+	opts := testOpts()
+	opts.forceAsync = true
+	long := strings.Repeat("n", 256) // over NAME_MAX: openat in the worker fails
+	_, err := Apply(context.Background(), t.TempDir(), bytes.NewReader(mkTar(t, fileE("a", "x"), fileE(long, "y"))), opts)
+	if err == nil || !strings.Contains(err.Error(), long) {
+		t.Fatalf("err = %v, want the worker's error naming the entry", err)
+	}
 }
