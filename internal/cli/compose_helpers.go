@@ -10,6 +10,7 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/spf13/cobra"
 
+	"github.com/berth-sh/berth/internal/command"
 	"github.com/berth-sh/berth/internal/compose/health"
 	"github.com/berth-sh/berth/internal/compose/hostnet"
 	"github.com/berth-sh/berth/internal/compose/udpproxy"
@@ -32,7 +33,7 @@ func newComposeBridgeUpCmd() *cobra.Command {
 				return fmt.Errorf("bring up bridge %s: --address: %w", b.Name, err)
 			}
 			b.Address = a
-			return hostnet.BridgeUp(cmd.Context(), hostnet.ExecRunner{}, b)
+			return hostnet.BridgeUp(cmd.Context(), command.ExecRunner{}, b)
 		},
 	}
 	cmd.Flags().StringVar(&b.Name, "bridge", "", "bridge interface name")
@@ -49,7 +50,7 @@ func newComposeBridgeDownCmd() *cobra.Command {
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return hostnet.BridgeDown(cmd.Context(), hostnet.ExecRunner{}, name)
+			return hostnet.BridgeDown(cmd.Context(), command.ExecRunner{}, name)
 		},
 	}
 	cmd.Flags().StringVar(&name, "bridge", "", "bridge interface name")
@@ -76,7 +77,7 @@ func newComposeNetnsUpCmd() *cobra.Command {
 				}
 				ns.Sysctls = append(ns.Sysctls, sc)
 			}
-			return hostnet.NamespaceUp(cmd.Context(), hostnet.ExecRunner{}, ns)
+			return hostnet.NamespaceUp(cmd.Context(), command.ExecRunner{}, ns)
 		},
 	}
 	cmd.Flags().StringVar(&ns.Name, "netns", "", "namespace name under /run/netns")
@@ -98,7 +99,7 @@ func newComposeNetnsDownCmd() *cobra.Command {
 			if ns.Links, err = parseLinks(links); err != nil {
 				return err
 			}
-			return hostnet.NamespaceDown(cmd.Context(), hostnet.ExecRunner{}, ns)
+			return hostnet.NamespaceDown(cmd.Context(), command.ExecRunner{}, ns)
 		},
 	}
 	cmd.Flags().StringVar(&ns.Name, "netns", "", "namespace name under /run/netns")
@@ -123,7 +124,7 @@ func newComposeHealthCmd() *cobra.Command {
 				}
 				argv = []string{"/bin/sh", "-c", args[0]}
 			}
-			p := health.MachineProber{Machine: machine, Argv: argv, Leader: health.MachinedLeader}
+			p := health.MachineProber{Machine: machine, Argv: argv}
 			notify := func(msg string) error {
 				_, err := daemon.SdNotify(false, msg)
 				return err

@@ -3,11 +3,13 @@ package cli
 import (
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/berth-sh/berth/internal/machine"
+	"github.com/berth-sh/berth/internal/machines"
 )
 
 func newCreateCmd(env Env, g *Globals) *cobra.Command {
@@ -42,16 +44,16 @@ Start the machine with ` + "`berth start NAME`" + `.`,
 			if err != nil {
 				return fmt.Errorf("create %s: %w", name, err)
 			}
-			s.Restart = restart
+			s.Restart.Policy = restart
 			if stopSecs < 0 {
 				return fmt.Errorf("create %s: --stop-timeout %d: want a number of seconds, 0 or more", name, stopSecs)
 			}
-			s.StopTimeout = time.Duration(stopSecs) * time.Second
-			if s.Boot && !cmd.Flags().Changed("stop-timeout") {
+			if !s.Boot || cmd.Flags().Changed("stop-timeout") {
 				// A whole OS shutting down may need longer than a
-				// command; keep systemd's default, as
-				// systemd-nspawn@.service does.
-				s.StopTimeout = 0
+				// command: --boot machines keep systemd's default,
+				// as systemd-nspawn@.service does, unless told.
+				t := time.Duration(stopSecs) * time.Second
+				s.StopTimeout = &t
 			}
 			s.Limits.MemoryMax = memory
 			if cpus != "" {
@@ -65,18 +67,18 @@ Start the machine with ` + "`berth start NAME`" + `.`,
 			if nspawnTo != "" {
 				s.Nspawn = nspawnTo
 			}
-			opts := machine.CreateOptions{Image: image, VolumesDir: filepath.Join(g.Root, "volumes")}
+			opts := machines.CreateOptions{Image: image, VolumesDir: filepath.Join(g.Root, "volumes")}
 			if dryRun || output != "" {
 				planned, err := h.Planned(s, opts)
 				if err != nil {
 					return fmt.Errorf("create %s: %w", name, err)
 				}
-				files, err := machine.Files(&planned, h.NspawnDir, h.UnitDir)
+				files, err := machines.Files(&planned, h.NspawnDir, h.UnitDir)
 				if err != nil {
 					return fmt.Errorf("create %s: %w", name, err)
 				}
 				if output != "" {
-					return machine.WriteFiles(output, files)
+					return machines.WriteFiles(output, files)
 				}
 				for i, f := range files {
 					if i > 0 {
@@ -104,7 +106,7 @@ Start the machine with ` + "`berth start NAME`" + `.`,
 	mf.register(cmd)
 	fl := cmd.Flags()
 	fl.StringVar(&restart, "restart", "no", "restart policy: no, on-failure, on-abnormal, on-abort, on-success or always")
-	fl.IntVar(&stopSecs, "stop-timeout", 10, "seconds to wait after the stop signal before killing the machine (TimeoutStopSec=; 0 = systemd's default, which --boot machines keep unless this is given)")
+	fl.IntVar(&stopSecs, "stop-timeout", 10, "seconds to wait after the stop signal before killing the machine (TimeoutStopSec=; 0 kills at once, as docker does; --boot machines keep systemd's default unless this is given)")
 	fl.StringVar(&memory, "memory", "", "memory limit (MemoryMax=), e.g. 512M")
 	fl.StringVar(&cpus, "cpus", "", "CPU limit in CPUs, e.g. 1.5 (CPUQuota=150%)")
 	fl.StringVar(&output, "output", "", "write the files to this directory instead of installing them")
@@ -116,9 +118,13 @@ Start the machine with ` + "`berth start NAME`" + `.`,
 // parseCPUs turns docker's --cpus (a decimal number of CPUs) into a
 // CPUQuota= percentage.
 func parseCPUs(s string) (string, error) {
-	var f float64
-	if _, err := fmt.Sscanf(s, "%g", &f); err != nil || f <= 0 {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
 		return "", fmt.Errorf("parse --cpus %q: want a positive number of CPUs", s)
 	}
-	return fmt.Sprintf("%g%%", f*100), nil
+	q, err := machine.CPUQuota(f)
+	if err != nil {
+		return "", fmt.Errorf("parse --cpus %q: %w", s, err)
+	}
+	return q, nil
 }

@@ -3,11 +3,11 @@ package cli
 import (
 	"github.com/spf13/cobra"
 
-	"github.com/berth-sh/berth/internal/machine"
+	"github.com/berth-sh/berth/internal/machines"
 )
 
 func newExecCmd(env Env, g *Globals) *cobra.Command {
-	var o machine.ExecOptions
+	var o machines.ExecOptions
 	cmd := &cobra.Command{
 		Use:   "exec [flags] NAME COMMAND [ARG...]",
 		Short: "Run a command in a running machine; its exit code is berth's",

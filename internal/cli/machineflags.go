@@ -11,16 +11,17 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-sh/berth/internal/machine"
+	"github.com/berth-sh/berth/internal/machines"
 	"github.com/berth-sh/berth/internal/store"
 )
 
 // machineHost is the system the machine verbs drive: env.Machines's, or
 // the real one.
-func machineHost(env Env, g *Globals) machine.Host {
+func machineHost(env Env, g *Globals) machines.Host {
 	if env.Machines != nil {
 		return env.Machines(g.Root, g.MachinesDir)
 	}
-	return machine.NewHost(g.Root, g.MachinesDir)
+	return machines.NewHost(g.Root, g.MachinesDir)
 }
 
 // machineFlags are the docker-run-style flags shared by create and run.
@@ -107,7 +108,7 @@ func (f *machineFlags) spec(cmd *cobra.Command, env Env, g *Globals, name, image
 	}
 	if !s.Boot {
 		exe, _ := os.Executable()
-		if s.InitBinary, err = machine.FindInit(env.Getenv, exe); err != nil {
+		if s.InitBinary, err = machines.FindInit(env.Getenv, exe); err != nil {
 			return machine.Spec{}, err
 		}
 	}

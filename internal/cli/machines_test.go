@@ -16,13 +16,14 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/berth-sh/berth/internal/machine"
+	"github.com/berth-sh/berth/internal/command"
+	"github.com/berth-sh/berth/internal/machines"
 )
 
 // fakeSystem is what the machine verbs drive in these tests: temporary
 // directories, and a recording runner that plays systemd.
 type fakeSystem struct {
-	*machine.RecordingRunner
+	*command.RecordingRunner
 	dirs   map[string]string // berth's environment
 	etc    string            // stands in for / of /etc/systemd and /run/systemd
 	booted bool
@@ -33,19 +34,19 @@ type fakeSystem struct {
 func fakeHost(t *testing.T, dirs map[string]string, booted bool) *fakeSystem {
 	t.Helper()
 	return &fakeSystem{
-		RecordingRunner: &machine.RecordingRunner{Results: map[string]machine.Result{}},
+		RecordingRunner: &command.RecordingRunner{Results: map[string]command.Result{}},
 		dirs:            dirs,
 		etc:             t.TempDir(),
 		booted:          booted,
 	}
 }
 
-func (f *fakeSystem) host(root, machinesDir string) machine.Host {
-	var r machine.Runner = f.RecordingRunner
+func (f *fakeSystem) host(root, machinesDir string) machines.Host {
+	var r command.Runner = f.RecordingRunner
 	if f.realCommands {
-		r = machine.ExecRunner{}
+		r = command.ExecRunner{}
 	}
-	return machine.Host{
+	return machines.Host{
 		Runner:           r,
 		SystemdBooted:    f.booted,
 		NspawnDir:        filepath.Join(f.etc, "etc/systemd/nspawn"),
@@ -182,9 +183,9 @@ func TestLifecycleCommands(t *testing.T) {
 	if out := run("create", "app", "app"); out != "app\n" {
 		t.Errorf("create stdout %q", out)
 	}
-	rr.Results["systemctl show --property=ActiveState,SubState,MainPID berth-app.service"] = machine.Result{Stdout: "ActiveState=active\nSubState=running\nMainPID=42\n"}
-	rr.Results["machinectl show --property=Leader --value app"] = machine.Result{Stdout: "4242\n"}
-	rr.Results["nsenter --target=4242 --all --root --wd /.berth/init --user root -- /bin/false"] = machine.Result{Code: 9}
+	rr.Results["systemctl show --property=ActiveState,SubState,MainPID -- berth-app.service"] = command.Result{Stdout: "ActiveState=active\nSubState=running\nMainPID=42\n"}
+	rr.Results["machinectl show --property=Leader --value -- app"] = command.Result{Stdout: "4242\n"}
+	rr.Results["nsenter --target=4242 --all --root --wd -- /.berth/init --user root -- /bin/false"] = command.Result{Code: 9}
 	run("start", "app")
 	run("stop", "app")
 	run("restart", "app")
@@ -210,13 +211,13 @@ func TestLifecycleCommands(t *testing.T) {
 		"systemctl start berth-app.service",
 		"systemctl stop berth-app.service",
 		"systemctl restart berth-app.service",
-		"systemctl show --property=ActiveState,SubState,MainPID berth-app.service",
-		"systemctl show --property=ActiveState,SubState,MainPID berth-app.service",
+		"systemctl show --property=ActiveState,SubState,MainPID -- berth-app.service",
+		"systemctl show --property=ActiveState,SubState,MainPID -- berth-app.service",
 		"journalctl --no-pager --output=cat _SYSTEMD_UNIT=berth-app.service _TRANSPORT=stdout --since=@0 --follow",
-		"machinectl show --property=Leader --value app",
-		"nsenter --target=4242 --all --root --wd /.berth/init --user app -- /bin/sh -c 'echo hi'",
-		"machinectl show --property=Leader --value app",
-		"nsenter --target=4242 --all --root --wd /.berth/init --user root -- /bin/false",
+		"machinectl show --property=Leader --value -- app",
+		"nsenter --target=4242 --all --root --wd -- /.berth/init --user app -- /bin/sh -c 'echo hi'",
+		"machinectl show --property=Leader --value -- app",
+		"nsenter --target=4242 --all --root --wd -- /.berth/init --user root -- /bin/false",
 		"systemctl --quiet is-active berth-app.service",
 		"systemctl --quiet is-active berth-app.service",
 		"systemctl stop berth-app.service",

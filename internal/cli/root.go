@@ -11,7 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/berth-sh/berth/internal/machine"
+	"github.com/berth-sh/berth/internal/machines"
+	"github.com/berth-sh/berth/internal/paths"
 )
 
 // Env is the process environment the CLI runs in. Passing it in keeps every
@@ -27,9 +28,9 @@ type Env struct {
 	Environ []string
 	// Machines returns the system the machine verbs drive, given berth's
 	// state directory and machines directory; nil means the real one
-	// (machine.NewHost). Tests point it at temporary directories and a
-	// machine.RecordingRunner.
-	Machines func(root, machinesDir string) machine.Host
+	// (machines.NewHost). Tests point it at temporary directories and a
+	// command.RecordingRunner.
+	Machines func(root, machinesDir string) machines.Host
 }
 
 // Globals are the settings shared by all verbs.
@@ -46,11 +47,6 @@ type Globals struct {
 	// env BERTH_GUNZIP: unset for igzip when installed, "builtin", or a path.
 	Gunzip string
 }
-
-const (
-	defaultRoot        = "/var/lib/berth"
-	defaultMachinesDir = "/var/lib/machines"
-)
 
 // ExitError carries a specific process exit code (for example the exit code
 // of a command run inside a machine) out of a verb.
@@ -102,8 +98,8 @@ func newRootCmd(env Env) *cobra.Command {
 		SilenceErrors: true,
 	}
 	pf := root.PersistentFlags()
-	pf.StringVar(&g.Root, "root", envOr(env, "BERTH_ROOT", defaultRoot), "berth state directory (env BERTH_ROOT)")
-	pf.StringVar(&g.MachinesDir, "machines-dir", envOr(env, "BERTH_MACHINES_DIR", defaultMachinesDir), "directory of machine root filesystems (env BERTH_MACHINES_DIR)")
+	pf.StringVar(&g.Root, "root", envOr(env, "BERTH_ROOT", paths.Root), "berth state directory (env BERTH_ROOT)")
+	pf.StringVar(&g.MachinesDir, "machines-dir", envOr(env, "BERTH_MACHINES_DIR", paths.Machines), "directory of machine root filesystems (env BERTH_MACHINES_DIR)")
 	pf.BoolVarP(&g.Quiet, "quiet", "q", false, "no progress output")
 
 	root.AddCommand(

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berth-sh/berth/internal/machine"
+	"github.com/berth-sh/berth/internal/machines"
 )
 
 func newRunCmd(env Env, g *Globals) *cobra.Command {
@@ -51,7 +52,7 @@ process tree).`,
 			}
 			s.Ephemeral = rm
 			h := machineHost(env, g)
-			code, err := h.Run(cmd.Context(), s, machine.RunOptions{
+			code, err := h.Run(cmd.Context(), s, machines.RunOptions{
 				Interactive:   isTTY(env.Stdin) && isTTY(env.Stdout),
 				StdinTerminal: isTTY(env.Stdin),
 				Stdin:         env.Stdin,

@@ -5,6 +5,8 @@ import (
 	"io/fs"
 	"path"
 	"sort"
+
+	"github.com/berth-sh/berth/internal/paths"
 )
 
 // ConvertOptions are the host facts a conversion depends on. They are
@@ -38,25 +40,25 @@ type ConvertOptions struct {
 
 func (o *ConvertOptions) fill() {
 	if o.Root == "" {
-		o.Root = "/var/lib/berth"
+		o.Root = paths.Root
 	}
 	if o.MachinesDir == "" {
-		o.MachinesDir = "/var/lib/machines"
+		o.MachinesDir = paths.Machines
 	}
 	if o.UnitDir == "" {
-		o.UnitDir = "/etc/systemd/system"
+		o.UnitDir = paths.UnitDir
 	}
 	if o.NspawnDir == "" {
-		o.NspawnDir = "/etc/systemd/nspawn"
+		o.NspawnDir = paths.NspawnDir
 	}
 	if o.Berth == "" {
-		o.Berth = "/usr/local/bin/berth"
+		o.Berth = paths.Berth
 	}
 	if o.Init == "" {
-		o.Init = "/usr/local/lib/berth/berth-init"
+		o.Init = paths.Init
 	}
 	if o.SocketProxyd == "" {
-		o.SocketProxyd = "/usr/lib/systemd/systemd-socket-proxyd"
+		o.SocketProxyd = paths.SocketProxyd
 	}
 }
 

@@ -10,12 +10,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/dotenv"
+	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/docker/cli/pkg/kvfile"
 )
 
 // LoadOptions say which compose project to load, mirroring docker compose's
@@ -53,6 +59,9 @@ type Project struct {
 // where the YAML has them.
 func Load(ctx context.Context, opts LoadOptions) (*Project, error) {
 	var included []string
+	// The loader options of the load, kept to reproduce a failure on
+	// reduced copies of the files (see prober).
+	var loadOpts *loader.Options
 	po, err := cli.NewProjectOptions(opts.Files,
 		cli.WithWorkingDirectory(opts.WorkDir),
 		cli.WithEnv(opts.Environ),
@@ -63,9 +72,10 @@ func Load(ctx context.Context, opts LoadOptions) (*Project, error) {
 		cli.WithDefaultProfiles(opts.Profiles...),
 		cli.WithName(opts.ProjectName),
 		cli.WithResolvedPaths(true),
+		cli.WithLoadOptions(func(o *loader.Options) { loadOpts = o }),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("load compose project: %w", err)
+		return nil, fmt.Errorf("load compose project: %w", envFileError(err))
 	}
 	po.WithListeners(func(event string, md map[string]any) {
 		if event != "include" {
@@ -86,10 +96,43 @@ func Load(ctx context.Context, opts LoadOptions) (*Project, error) {
 		// The source files are parsed only now, after compose-go gave up,
 		// to turn its key path into file:line.
 		src := readSources(append(files, included...))
-		return nil, fmt.Errorf("load compose project: %w", src.locateError(err))
+		pr := newProber(ctx, po, loadOpts, err)
+		return nil, fmt.Errorf("load compose project: %w", src.locateError(err, pr))
 	}
 	src := readSources(append(append([]string(nil), p.ComposeFiles...), included...))
 	return &Project{Project: p, sources: src}, nil
+}
+
+// envFileError says file:line of a parse error in a --env-file or .env
+// file ("failed to read FILE: line N: …" from compose-go).
+func envFileError(err error) error {
+	m := dotenvRE.FindStringSubmatch(err.Error())
+	if m == nil {
+		return err
+	}
+	line, _ := strconv.Atoi(m[2])
+	return &LocatedError{Loc: Location{File: m[1], Line: line}, Msg: m[3], Err: err}
+}
+
+func init() {
+	// docker compose registers env_file's format: raw; compose-go knows
+	// only the default (.env syntax).
+	dotenv.RegisterFormat("raw", rawEnvFile)
+}
+
+// rawEnvFile reads an env_file with format: raw as docker compose does:
+// docker run --env-file's KEY=VALUE lines, taken literally (no quotes, no
+// interpolation); a KEY alone takes its value from lookup.
+func rawEnvFile(r io.Reader, filename string, vars map[string]string, lookup func(string) (string, bool)) error {
+	lines, err := kvfile.ParseFromReader(r, lookup)
+	if err != nil {
+		return fmt.Errorf("failed to read %s: %w", filename, err)
+	}
+	for _, l := range lines {
+		k, v, _ := strings.Cut(l, "=")
+		vars[k] = v
+	}
+	return nil
 }
 
 // withEnvFiles keeps docker compose's rule: explicit --env-file files, else

@@ -1,9 +1,7 @@
 package compose
 
 import (
-	"fmt"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -18,7 +16,9 @@ type sources struct {
 
 type sourceFile struct {
 	path string
-	root *yaml.Node // the document's top mapping, nil if unparsable
+	root *yaml.Node // the document's top node, nil if unparsable
+	// err is why the file does not parse as YAML.
+	err error
 }
 
 // Location is where a key was written. Line is 0 when unknown.
@@ -47,19 +47,39 @@ func readSources(paths []string) *sources {
 		seen[p] = true
 		sf := sourceFile{path: p}
 		if b, err := os.ReadFile(p); err == nil {
-			sf.root = parseTop(b)
+			sf.root, sf.err = parseTop(b)
 		}
 		s.files = append(s.files, sf)
 	}
 	return s
 }
 
-func parseTop(b []byte) *yaml.Node {
+// parseTop returns the top node of the first YAML document in b (nil for
+// an empty file) or why b is not YAML.
+func parseTop(b []byte) (*yaml.Node, error) {
 	var doc yaml.Node
-	if err := yaml.Unmarshal(b, &doc); err != nil || len(doc.Content) == 0 {
-		return nil
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, err
 	}
-	return doc.Content[0]
+	if len(doc.Content) == 0 {
+		return nil, nil
+	}
+	return doc.Content[0], nil
+}
+
+// only returns the sources restricted to one file, reading it when it is
+// not among them (a file compose-go names that berth did not list).
+func (s *sources) only(file string) *sources {
+	one := &sources{}
+	for _, f := range s.files {
+		if f.path == file {
+			one.files = append(one.files, f)
+		}
+	}
+	if len(one.files) == 0 {
+		one = readSources([]string{file})
+	}
+	return one
 }
 
 // locate returns where the key path (e.g. services, web, healthcheck, test)
@@ -124,91 +144,86 @@ func walk(n *yaml.Node, path []string) (*yaml.Node, int) {
 	return last, len(path)
 }
 
-// validationRE matches compose-go's schema errors:
-// "validating FILE: services.web.healthcheck.test must be a string".
-var validationRE = regexp.MustCompile(`^validating (.+?): ([A-Za-z0-9_.\-]+) (.*)$`)
-
-// additionalRE finds the offending key of an "additional properties" error.
-var additionalRE = regexp.MustCompile(`[Aa]dditional propert(?:y|ies) '?([^' ]+)'? `)
-
-// pathErrors are compose-go's semantic errors that name a key without a
-// file: each maps to the key path to locate.
-var pathErrors = []struct {
-	re   *regexp.Regexp
-	path func(m []string) []string
-}{
-	{regexp.MustCompile(`^service "([^"]+)" depends on undefined service "?([^" :]+)"?`), func(m []string) []string { return []string{"services", m[1], "depends_on", m[2]} }},
-	{regexp.MustCompile(`^service "([^"]+)" refers to undefined network "?([^" :]+)"?`), func(m []string) []string { return []string{"services", m[1], "networks", m[2]} }},
-	{regexp.MustCompile(`^service "([^"]+)" refers to undefined (volume|secret|config) "?([^" :]+)"?`), func(m []string) []string { return []string{"services", m[1], m[2] + "s"} }},
-	{regexp.MustCompile(`^error while interpolating ([A-Za-z0-9_.\-]+):`), func(m []string) []string { return strings.Split(m[1], ".") }},
-}
-
-// LocatedError is a load error with the file:line compose-go did not give.
-type LocatedError struct {
-	Loc     Location
-	KeyPath string
-	Msg     string
-	Err     error
-}
-
-func (e *LocatedError) Error() string {
-	if strings.Contains(e.Msg, e.KeyPath) || strings.HasPrefix(e.Msg, "service ") {
-		return fmt.Sprintf("%s: %s", e.Loc, e.Msg)
-	}
-	return fmt.Sprintf("%s: %s %s", e.Loc, e.KeyPath, e.Msg)
-}
-
-func (e *LocatedError) Unwrap() error { return e.Err }
-
-// locateError rewrites a compose-go schema error into one naming file:line.
-// Errors it does not recognize are returned unchanged.
-func (s *sources) locateError(err error) error {
-	msg := err.Error()
-	// A file that is not YAML: say which one (compose-go does not).
-	for _, f := range s.files {
-		b, rerr := os.ReadFile(f.path)
-		if rerr != nil {
-			continue
-		}
-		var n yaml.Node
-		if yaml.Unmarshal(b, &n) != nil {
-			return fmt.Errorf("%s: %w", f.path, err)
+// splitKeyPath splits a dotted key path as compose-go prints it into the
+// keys of the YAML tree: a key that itself contains dots (a label such as
+// com.example.role) is found by joining elements while walking.
+func (s *sources) splitKeyPath(dotted string) []string {
+	parts := strings.Split(dotted, ".")
+	var best []string
+	for i := len(s.files) - 1; i >= 0; i-- {
+		if keys := joinDotted(s.files[i].root, parts); len(keys) > len(best) {
+			best = keys
 		}
 	}
-	for _, p := range pathErrors {
-		if m := p.re.FindStringSubmatch(msg); m != nil {
-			path := p.path(m)
-			if loc, _ := s.locate(path...); loc.File != "" {
-				return &LocatedError{Loc: loc, KeyPath: strings.Join(path, "."), Msg: msg, Err: err}
+	if len(best) == 0 {
+		return parts
+	}
+	// What the files do not have keeps compose-go's splitting.
+	consumed := len(strings.Split(strings.Join(best, "."), "."))
+	return append(best, parts[consumed:]...)
+}
+
+// joinDotted walks parts through n, joining consecutive parts with dots
+// where a mapping has such a key, and returns the keys it matched.
+func joinDotted(n *yaml.Node, parts []string) []string {
+	var keys []string
+	for i := 0; i < len(parts) && n != nil; {
+		for n.Kind == yaml.AliasNode && n.Alias != nil {
+			n = n.Alias
+		}
+		var next *yaml.Node
+		key, used := "", 0
+		switch n.Kind {
+		case yaml.MappingNode:
+			for j := i + 1; j <= len(parts); j++ {
+				k := strings.Join(parts[i:j], ".")
+				for c := 0; c+1 < len(n.Content); c += 2 {
+					if n.Content[c].Value == k {
+						key, used, next = k, j-i, n.Content[c+1]
+					}
+				}
+				if next != nil {
+					break
+				}
 			}
-			return err
+		case yaml.SequenceNode:
+			if idx, err := strconv.Atoi(parts[i]); err == nil && idx >= 0 && idx < len(n.Content) {
+				key, used, next = parts[i], 1, n.Content[idx]
+			}
+		}
+		if next == nil {
+			break
+		}
+		keys = append(keys, key)
+		i += used
+		n = next
+	}
+	return keys
+}
+
+// pathAtLine returns the key path of the deepest mapping key written on
+// line, or nil.
+func pathAtLine(n *yaml.Node, line int) []string {
+	if n == nil || n.Kind == yaml.AliasNode {
+		return nil
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if sub := pathAtLine(v, line); sub != nil {
+				return append([]string{k.Value}, sub...)
+			}
+			if k.Line == line {
+				return []string{k.Value}
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			if sub := pathAtLine(c, line); sub != nil {
+				return append([]string{strconv.Itoa(i)}, sub...)
+			}
 		}
 	}
-	m := validationRE.FindStringSubmatch(msg)
-	if m == nil {
-		return err
-	}
-	file, keyPath, msg := m[1], m[2], m[3]
-	path := strings.Split(keyPath, ".")
-	if a := additionalRE.FindStringSubmatch(msg); a != nil {
-		path = append(path, a[1])
-	}
-	one := &sources{}
-	for _, f := range s.files {
-		if f.path == file {
-			one.files = append(one.files, f)
-		}
-	}
-	if len(one.files) == 0 {
-		one = readSources([]string{file})
-	}
-	if msg == "false schema" {
-		// jsonschema's wording for a key matched by no property.
-		msg = "is not a compose key"
-	}
-	loc, _ := one.locate(path...)
-	if loc.File == "" {
-		loc.File = file
-	}
-	return &LocatedError{Loc: loc, KeyPath: keyPath, Msg: msg, Err: err}
+	return nil
 }

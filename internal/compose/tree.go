@@ -6,10 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"github.com/berth-sh/berth/internal/fsutil"
 )
 
 // WriteListing prints files as a listing: a "==> PATH (what) <==" header
@@ -97,7 +98,7 @@ func WriteTree(dir string, files []File, o TreeOptions) error {
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return fmt.Errorf("write %s: %w", dst, err)
 		}
-		if err := writeAtomic(dst, data, f.Mode); err != nil {
+		if err := fsutil.AtomicWrite(dst, data, f.Mode); err != nil {
 			return err
 		}
 		if o.Chown && (f.UID != "" || f.GID != "") {
@@ -125,35 +126,6 @@ func readRegular(p string) ([]byte, error) {
 		return nil, fmt.Errorf("read %s: not a regular file", p)
 	}
 	return os.ReadFile(p)
-}
-
-func writeAtomic(dst string, data []byte, mode fs.FileMode) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(dst), ".berth-tmp-")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", dst, err)
-	}
-	defer func() {
-		if err != nil {
-			os.Remove(tmp.Name())
-		}
-	}()
-	// CreateTemp makes the file 0600, so secret data is never readable by
-	// others even before the chmod.
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", dst, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", dst, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", dst, err)
-	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
-		return fmt.Errorf("write %s: %w", dst, err)
-	}
-	return nil
 }
 
 // WriteListingJSON prints files as a JSON array: path, mode (octal

@@ -1,9 +1,11 @@
 package machine
 
 import (
+	"cmp"
 	"fmt"
+	"maps"
 	"path"
-	"sort"
+	"slices"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -33,6 +35,16 @@ type Overrides struct {
 // set; the caller adds binds, ports, network and the host-side settings.
 func SpecFromImage(name, dir string, cfg ImageConfig, o Overrides) (Spec, error) {
 	s := Spec{Name: name, Directory: dir}
+	if err := s.ApplyImage(cfg, o); err != nil {
+		return Spec{}, err
+	}
+	return s, nil
+}
+
+// ApplyImage sets the image-derived fields of s (command, environment,
+// user, working directory, stop signal, exposed ports, volumes) from an
+// image config and overrides, leaving every other field as it is.
+func (s *Spec) ApplyImage(cfg ImageConfig, o Overrides) error {
 	entry, cmd := cfg.Entrypoint, cfg.Cmd
 	if o.Entrypoint != nil {
 		entry, cmd = o.Entrypoint, nil
@@ -44,18 +56,12 @@ func SpecFromImage(name, dir string, cfg ImageConfig, o Overrides) (Spec, error)
 
 	env, err := MergeEnv(cfg.Env, o.Env)
 	if err != nil {
-		return Spec{}, fmt.Errorf("build machine %s: %w", name, err)
+		return fmt.Errorf("build machine %s: %w", s.Name, err)
 	}
 	s.Env = env
 
-	s.User = cfg.User
-	if o.User != "" {
-		s.User = o.User
-	}
-	s.WorkingDir = cfg.WorkingDir
-	if o.WorkingDir != "" {
-		s.WorkingDir = o.WorkingDir
-	}
+	s.User = cmp.Or(o.User, cfg.User)
+	s.WorkingDir = cmp.Or(o.WorkingDir, cfg.WorkingDir)
 	if s.WorkingDir != "" {
 		// Docker resolves a relative WORKDIR against "/".
 		s.WorkingDir = path.Clean("/" + s.WorkingDir)
@@ -63,22 +69,20 @@ func SpecFromImage(name, dir string, cfg ImageConfig, o Overrides) (Spec, error)
 	if cfg.StopSignal != "" {
 		sig, err := SignalName(cfg.StopSignal)
 		if err != nil {
-			return Spec{}, fmt.Errorf("build machine %s: %w", name, err)
+			return fmt.Errorf("build machine %s: %w", s.Name, err)
 		}
 		s.StopSignal = sig
 	}
-	for p := range cfg.ExposedPorts {
-		s.ExposedPorts = append(s.ExposedPorts, p)
-	}
-	sort.Strings(s.ExposedPorts)
+	s.ExposedPorts = slices.Sorted(maps.Keys(cfg.ExposedPorts))
+	s.Volumes = nil
 	for v := range cfg.Volumes {
 		if !path.IsAbs(v) {
-			return Spec{}, fmt.Errorf("build machine %s: %w: image volume %q is not an absolute path", name, ErrInvalidSpec, v)
+			return fmt.Errorf("build machine %s: %w: image volume %q is not an absolute path", s.Name, ErrInvalidSpec, v)
 		}
 		s.Volumes = append(s.Volumes, path.Clean(v))
 	}
-	sort.Strings(s.Volumes)
-	return s, nil
+	slices.Sort(s.Volumes)
+	return nil
 }
 
 // MergeEnv appends overrides to base, replacing earlier assignments of the

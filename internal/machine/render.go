@@ -1,6 +1,7 @@
 package machine
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -102,8 +103,19 @@ func RenderNspawn(s *Spec) (*unit.File, error) {
 	}
 	f := unit.New(unit.Nspawn)
 	f.Comments = []string{header}
+	pu := cmp.Or(s.PrivateUsers, "pick")
+	nspawnExec(f.Section("Exec"), s, pu)
+	nspawnFiles(f.Section("Files"), s, pu)
+	nspawnNetwork(f.Section("Network"), s)
+	// Marshal once so that a value nspawn could not read back fails here,
+	// with the file's name, rather than when the caller writes it.
+	if _, err := f.Marshal(); err != nil {
+		return nil, fmt.Errorf("render %s.nspawn: %w", s.Name, err)
+	}
+	return f, nil
+}
 
-	exec := f.Section("Exec")
+func nspawnExec(exec *unit.Section, s *Spec, privateUsers string) {
 	if s.Boot {
 		exec.Add("Boot", "yes")
 		exec.Add("LinkJournal", "try-guest")
@@ -126,19 +138,36 @@ func RenderNspawn(s *Spec) (*unit.File, error) {
 			exec.AddEnv("Environment", kv)
 		}
 	}
-	pu := s.PrivateUsers
-	if pu == "" {
-		pu = "pick"
+	exec.Add("PrivateUsers", privateUsers)
+	if s.Hostname != "" {
+		exec.Add("Hostname", s.Hostname)
 	}
-	exec.Add("PrivateUsers", pu)
+	sec := s.Security
+	// nspawn reads Capability= words without unquoting them, so each
+	// (validated) name goes on a line of its own as plain text.
+	for _, c := range sec.Capabilities {
+		exec.Add("Capability", c)
+	}
+	for _, c := range sec.DropCapabilities {
+		exec.Add("DropCapability", c)
+	}
+	if sec.NoNewPrivileges {
+		exec.Add("NoNewPrivileges", "yes")
+	}
+	if sec.OOMScoreAdjust != nil {
+		exec.Add("OOMScoreAdjust", strconv.Itoa(*sec.OOMScoreAdjust))
+	}
+	for _, r := range sec.Rlimits {
+		exec.Add(rlimitKeys[r.Name], limitValue(r.Soft)+":"+limitValue(r.Hard))
+	}
+	if s.ResolvConf != "" {
+		exec.Add("ResolvConf", s.ResolvConf)
+	}
+}
 
-	files := f.Section("Files")
-	if pu != "no" {
-		own := s.PrivateUsersOwnership
-		if own == "" {
-			own = "auto"
-		}
-		files.Add("PrivateUsersOwnership", own)
+func nspawnFiles(files *unit.Section, s *Spec, privateUsers string) {
+	if privateUsers != "no" {
+		files.Add("PrivateUsersOwnership", cmp.Or(s.PrivateUsersOwnership, "auto"))
 	}
 	if s.Ephemeral {
 		files.Add("Volatile", "overlay")
@@ -157,8 +186,24 @@ func RenderNspawn(s *Spec) (*unit.File, error) {
 		}
 		files.AddBind(key, b.Source, b.Destination, opts...)
 	}
+	for _, d := range s.Devices {
+		files.AddBind("Bind", d.Source, cmp.Or(d.Target, d.Source))
+	}
+	if s.ReadOnly {
+		files.Add("ReadOnly", "yes")
+	}
+	for _, t := range s.Tmpfs {
+		v := t.Target
+		if t.Options != "" {
+			v += ":" + t.Options
+		}
+		// Verbatim: nspawn does not unquote this value (checked by
+		// Tmpfs.Validate).
+		files.AddVerbatim("TemporaryFileSystem", v)
+	}
+}
 
-	net := f.Section("Network")
+func nspawnNetwork(net *unit.Section, s *Spec) {
 	switch s.Network.Mode {
 	case "", NetworkVeth:
 		net.Add("VirtualEthernet", "yes")
@@ -172,41 +217,30 @@ func RenderNspawn(s *Spec) (*unit.File, error) {
 		net.Add("Zone", s.Network.Name)
 	case NetworkBridge:
 		net.Add("Bridge", s.Network.Name)
+	case NetworkNamespace:
+		// Joined with --network-namespace-path= on the command line
+		// (a .nspawn file cannot name a namespace); nspawn must add
+		// no links of its own.
 	}
 	for _, p := range s.Ports {
 		net.Add("Port", p.Protocol+":"+strconv.Itoa(int(p.HostPort))+":"+strconv.Itoa(int(p.ContainerPort)))
 	}
-	// Marshal once so that a value nspawn could not read back fails here,
-	// with the file's name, rather than when the caller writes it.
-	if _, err := f.Marshal(); err != nil {
-		return nil, fmt.Errorf("render %s.nspawn: %w", s.Name, err)
-	}
-	return f, nil
 }
 
 // ServiceCommand is the service's systemd-nspawn command line. Everything
 // else comes from NAME.nspawn, which --settings=override lets win.
 func ServiceCommand(s *Spec) []string {
-	nspawn := s.Nspawn
-	if nspawn == "" {
-		nspawn = DefaultNspawn
-	}
-	argv := []string{nspawn, "--quiet", "--keep-unit", "--settings=override",
+	argv := []string{cmp.Or(s.Nspawn, DefaultNspawn), "--quiet", "--keep-unit", "--settings=override",
 		"--machine=" + s.Name, "--directory=" + s.Directory}
 	if !s.Boot {
 		// The command's stdout and stderr go straight to the journal
 		// stream systemd gave the service, not through a pty.
 		argv = append(argv, "--console=pipe")
 	}
-	return argv
-}
-
-// timeSpan writes d in systemd's time span syntax, to the millisecond.
-func timeSpan(d time.Duration) string {
-	if d%time.Second == 0 {
-		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
+	if s.Network.Mode == NetworkNamespace {
+		argv = append(argv, "--network-namespace-path="+s.Network.Name)
 	}
-	return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
+	return argv
 }
 
 // RenderService renders NAME's service unit (ServiceName), modeled on
@@ -217,8 +251,16 @@ func RenderService(s *Spec) (*unit.File, error) {
 	}
 	f := unit.New(unit.Systemd)
 	f.Comments = []string{header}
+	serviceUnit(f.Section("Unit"), s)
+	serviceService(f.Section("Service"), s)
+	f.Section("Install").Add("WantedBy", "machines.target")
+	if _, err := f.Marshal(); err != nil {
+		return nil, fmt.Errorf("render %s: %w", ServiceName(s.Name), err)
+	}
+	return f, nil
+}
 
-	u := f.Section("Unit")
+func serviceUnit(u *unit.Section, s *Spec) {
 	desc := s.Unit.Description
 	if desc == "" {
 		desc = "berth machine " + s.Name
@@ -240,15 +282,30 @@ func RenderService(s *Spec) (*unit.File, error) {
 		}
 	}
 	u.AddWords("RequiresMountsFor", s.Directory)
+	if r := s.Restart; r.Burst > 0 {
+		u.Add("StartLimitBurst", strconv.FormatUint(r.Burst, 10))
+		win := "infinity"
+		if r.Interval > 0 {
+			win = unit.TimeSpan(r.Interval)
+		}
+		u.Add("StartLimitIntervalSec", win)
+	}
+}
 
-	svc := f.Section("Service")
+func serviceService(svc *unit.Section, s *Spec) {
 	svc.AddCommand("ExecStart", "", ServiceCommand(s)...)
 	// KillMode=mixed: SIGTERM reaches nspawn only, which shuts the
 	// container down in order; SIGKILL then reaches everything.
 	svc.Add("KillMode", "mixed")
-	svc.Add("Type", "notify")
-	// 133 is nspawn's "container asked to reboot".
-	svc.Add("RestartForceExitStatus", "133")
+	if s.Oneshot {
+		// A dependent waits for this machine to finish with exit 0:
+		// "started" means "exited successfully". A oneshot cannot be
+		// force-restarted on nspawn's "reboot" status (133).
+		svc.Add("Type", "oneshot")
+	} else {
+		svc.Add("Type", "notify")
+		svc.Add("RestartForceExitStatus", "133")
+	}
 	svc.Add("SuccessExitStatus", "133")
 	if !s.Boot {
 		// nspawn's own messages go to the journal directly, so that
@@ -259,35 +316,50 @@ func RenderService(s *Spec) (*unit.File, error) {
 	}
 	svc.Add("Slice", "machine.slice")
 	svc.Add("Delegate", "yes")
-	tasks := s.Limits.TasksMax
-	if tasks == "" {
-		tasks = "16384"
+	svc.AddVerbatim("TasksMax", cmp.Or(s.Limits.TasksMax, "16384"))
+	if !s.Oneshot {
+		// nspawn's event loop pings the watchdog itself, so a hung
+		// nspawn (not a busy container) is what this catches.
+		svc.Add("WatchdogSec", "3min")
 	}
-	svc.AddVerbatim("TasksMax", tasks)
-	// nspawn's event loop pings the watchdog itself, so a hung nspawn
-	// (not a busy container) is what this catches.
-	svc.Add("WatchdogSec", "3min")
 	if s.Limits.MemoryMax != "" {
 		svc.AddVerbatim("MemoryMax", s.Limits.MemoryMax)
 	}
 	if s.Limits.CPUQuota != "" {
 		svc.AddVerbatim("CPUQuota", s.Limits.CPUQuota)
 	}
-	restart := s.Restart
-	if restart == "" {
-		restart = "no"
-	}
-	svc.Add("Restart", restart)
-	if s.StopTimeout > 0 {
-		svc.Add("TimeoutStopSec", timeSpan(s.StopTimeout))
-	}
+	svc.Add("Restart", cmp.Or(s.Restart.Policy, "no"))
 	svc.Add("DevicePolicy", "closed")
 	svc.Add("DeviceAllow", "/dev/net/tun rwm")
 	svc.Add("DeviceAllow", "char-pts rw")
-
-	f.Section("Install").Add("WantedBy", "machines.target")
-	if _, err := f.Marshal(); err != nil {
-		return nil, fmt.Errorf("render %s: %w", ServiceName(s.Name), err)
+	for _, h := range s.Hooks.StartPre {
+		svc.AddCommand("ExecStartPre", "", h...)
 	}
-	return f, nil
+	for _, h := range s.Hooks.StopPost {
+		// "-": a half-made start must never block the stop.
+		svc.AddCommand("ExecStopPost", "-", h...)
+	}
+	if s.Oneshot {
+		svc.Add("RemainAfterExit", "yes")
+		svc.Add("TimeoutStartSec", "infinity")
+	}
+	if s.Restart.Policy != "" && s.Restart.Policy != "no" && s.Restart.Delay > 0 {
+		svc.Add("RestartSec", unit.TimeSpan(s.Restart.Delay))
+	}
+	if t := s.StopTimeout; t != nil {
+		// TimeoutStopSec=0 would mean "wait forever"; the shortest
+		// timeout systemd keeps is what "kill at once" means here.
+		svc.Add("TimeoutStopSec", unit.TimeSpan(max(*t, time.Millisecond)))
+	}
+	for _, l := range []struct{ key, v string }{
+		{"MemoryLow", s.Limits.MemoryLow}, {"MemorySwapMax", s.Limits.MemorySwapMax},
+		{"CPUWeight", s.Limits.CPUWeight}, {"AllowedCPUs", s.Limits.AllowedCPUs},
+	} {
+		if l.v != "" {
+			svc.AddVerbatim(l.key, l.v)
+		}
+	}
+	for _, d := range s.Devices {
+		svc.Add("DeviceAllow", d.Source+" "+cmp.Or(d.Permissions, "rwm"))
+	}
 }

@@ -9,10 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"regexp"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/berth-sh/berth/internal/paths"
 )
 
 // ErrInvalidSpec is wrapped by every validation error of a Spec.
@@ -21,25 +21,27 @@ var ErrInvalidSpec = errors.New("invalid machine spec")
 // Defaults for the host side of a machine.
 const (
 	// DefaultNspawn is the systemd-nspawn binary the service runs.
-	DefaultNspawn = "/usr/bin/systemd-nspawn"
+	DefaultNspawn = paths.Nspawn
 	// InitPath is where berth-init appears inside app machines. It lives
 	// under a directory of berth's own so it cannot shadow image files.
 	InitPath = "/.berth/init"
 	// NspawnDir is where privileged .nspawn settings are honoured from
 	// (Bind=, Port=, PrivateUsers= are ignored in untrusted locations).
-	NspawnDir = "/etc/systemd/nspawn"
+	NspawnDir = paths.NspawnDir
 	// RuntimeNspawnDir holds settings of transient machines (berth run).
-	RuntimeNspawnDir = "/run/systemd/nspawn"
+	RuntimeNspawnDir = paths.RuntimeNspawnDir
 	// UnitDir is where berth installs service units.
-	UnitDir = "/etc/systemd/system"
+	UnitDir = paths.UnitDir
 )
 
 // Spec is everything berth needs to run one machine. It is plain data: the
-// CLI fills it from flags and an image config, compose fills it from a
-// service definition, and the Render functions turn it into files.
+// CLI fills it from flags and an image config, compose and the generator
+// fill it from their declarations, and the Render functions turn it into
+// files. Every setting a machine can have is a field here, so each input
+// key has one route to the unit files: key → planner → Spec → Render.
 type Spec struct {
-	// Name is the machine name (also its hostname and the unit's instance
-	// part): 1-63 letters, digits and '-', as machinectl requires.
+	// Name is the machine name (also the unit's instance part): 1-63
+	// letters, digits and '-', as machinectl requires.
 	Name string
 	// Directory is the machine's root filesystem on the host.
 	Directory string
@@ -62,18 +64,32 @@ type Spec struct {
 	User string
 	// WorkingDir is the command's working directory ("" = "/").
 	WorkingDir string
+	// Hostname is the machine's host name ("" = nspawn's default, the
+	// machine name).
+	Hostname string
 	// StopSignal is sent to the command to stop it ("" = SIGTERM).
 	StopSignal string
 	// StopTimeout is how long systemd waits for the machine to stop after
-	// the stop signal before it kills it (TimeoutStopSec=); 0 leaves
-	// systemd's default.
-	StopTimeout time.Duration
+	// the stop signal before it kills it (TimeoutStopSec=). nil leaves
+	// systemd's default; 0 kills at once, as docker reads a grace period
+	// of 0 (systemd would read TimeoutStopSec=0 as "wait forever").
+	StopTimeout *time.Duration
 	// InitBinary is the host path of berth-init, bind-mounted read-only at
 	// InitPath in app machines.
 	InitBinary string
 
 	// Binds are host directories or files mounted into the machine.
 	Binds []Bind
+	// Tmpfs are temporary file systems mounted into the machine, in order.
+	Tmpfs []Tmpfs
+	// Devices are host device nodes bound into the machine and allowed by
+	// the service's device policy.
+	Devices []Device
+	// ReadOnly mounts the root file system read-only.
+	ReadOnly bool
+	// ResolvConf is nspawn's ResolvConf= ("" = nspawn's default; "off"
+	// when the caller mounts its own /etc/resolv.conf).
+	ResolvConf string
 	// Volumes are the image's anonymous volume mount points, recorded so
 	// the caller can back each with a host directory (as Binds).
 	Volumes []string
@@ -93,11 +109,19 @@ type Spec struct {
 	// "auto" (default: idmapped mounts where supported, else chown),
 	// "map", "chown" or "off".
 	PrivateUsersOwnership string
+	// Security is the machine's privileges.
+	Security Security
 
 	// Limits are resource limits applied by the service unit.
 	Limits Limits
-	// Restart is the service's Restart= ("" = "no").
-	Restart string
+	// Restart is the service's restart policy.
+	Restart Restart
+	// Oneshot makes the service "started" only once the machine exited
+	// successfully (Type=oneshot, RemainAfterExit=yes): what a dependent
+	// waiting for completion needs.
+	Oneshot bool
+	// Hooks are commands the service runs around the machine, on the host.
+	Hooks Hooks
 	// Unit lists extra dependencies of the service unit.
 	Unit UnitDeps
 	// Nspawn is the systemd-nspawn binary ("" = DefaultNspawn).
@@ -112,6 +136,45 @@ type Bind struct {
 	// Idmap maps the source's owners into the machine's user range
 	// (nspawn's "idmap" bind option) instead of showing them as nobody.
 	Idmap bool
+}
+
+// Tmpfs is one temporary file system (TemporaryFileSystem=).
+type Tmpfs struct {
+	Target string // absolute path in the machine, without ':'
+	// Options are mount options ("size=64m,mode=1777"), no blanks.
+	Options string
+}
+
+// Device is a host device node made available in the machine.
+type Device struct {
+	Source string // host path (/dev/fuse)
+	Target string // path in the machine ("" = Source)
+	// Permissions are DeviceAllow='s: a combination of r, w, m ("" = rwm).
+	Permissions string
+}
+
+// Security is what the machine's processes may do.
+type Security struct {
+	// Capabilities are added to nspawn's default set: CAP_* names, or
+	// "all".
+	Capabilities []string
+	// DropCapabilities are removed from the set: CAP_* names or "all".
+	DropCapabilities []string
+	// NoNewPrivileges forbids gaining privileges through execve().
+	NoNewPrivileges bool
+	// OOMScoreAdjust is the machine's OOM score adjustment, -1000..1000
+	// (nil leaves the default).
+	OOMScoreAdjust *int
+	// Rlimits are resource limits of the machine's processes.
+	Rlimits []Rlimit
+}
+
+// Rlimit is one process resource limit (setrlimit(2)).
+type Rlimit struct {
+	// Name is the lower-case resource name without RLIMIT_ (nofile).
+	Name string
+	// Soft and Hard are the limits; a negative value is "infinity".
+	Soft, Hard int64
 }
 
 // Port publishes a container port on the host.
@@ -140,20 +203,51 @@ const (
 	NetworkZone NetworkMode = "zone"
 	// NetworkBridge joins the machine's veth to an existing host bridge.
 	NetworkBridge NetworkMode = "bridge"
+	// NetworkNamespace joins an existing network namespace, Name being
+	// its path (/run/netns/NAME), typically prepared by a StartPre hook
+	// so the command's first instruction sees a configured network.
+	NetworkNamespace NetworkMode = "netns"
 )
 
 // Network is how a machine is connected.
 type Network struct {
 	Mode NetworkMode // "" = NetworkVeth
-	// Zone or Bridge name for those modes.
+	// Zone or Bridge name, or the namespace path, for those modes.
 	Name string
 }
 
-// Limits are cgroup limits for the machine's service.
+// Limits are cgroup limits for the machine's service. Values are in
+// systemd's syntax; the constructors (CPUQuota, ...) make them from
+// docker's units.
 type Limits struct {
-	MemoryMax string // bytes with K/M/G/T suffix, or "" for none
-	CPUQuota  string // e.g. "150%"
-	TasksMax  string // "" = 16384 as in systemd-nspawn@.service
+	MemoryMax     string // bytes with K/M/G/T suffix, or "" for none
+	MemoryLow     string // memory protection (docker's reservation)
+	MemorySwapMax string // swap on top of MemoryMax
+	CPUQuota      string // e.g. "150%", at most two decimals
+	CPUWeight     string // 1..10000
+	AllowedCPUs   string // CPU list, "0-3,6"
+	TasksMax      string // "" = 16384 as in systemd-nspawn@.service
+}
+
+// Restart is the service's restart policy.
+type Restart struct {
+	// Policy is systemd's Restart= ("" = "no").
+	Policy string
+	// Delay is RestartSec= (0 = systemd's default, 100ms).
+	Delay time.Duration
+	// Burst > 0 allows that many starts within Interval
+	// (StartLimitBurst=); Interval 0 is infinity: Burst-1 restarts in all.
+	Burst    uint64
+	Interval time.Duration
+}
+
+// Hooks are host commands run by the service around the machine.
+type Hooks struct {
+	// StartPre run before nspawn starts; a failure fails the start.
+	StartPre [][]string
+	// StopPost run after the machine stopped; failures are ignored, so
+	// a half-done start never blocks a stop.
+	StopPost [][]string
 }
 
 // UnitDeps are extra [Unit] dependencies (unit names).
@@ -181,7 +275,10 @@ func ValidateName(name string) error {
 	return nil
 }
 
-// Validate checks s for everything the renderers rely on.
+// Validate checks s for everything the renderers rely on. Callers that
+// read user input (compose, the generator, flags) validate each value
+// where they can name its file and line; this is the last line of
+// defence, so that no value reaches a unit file unchecked.
 func (s *Spec) Validate() error {
 	if err := ValidateName(s.Name); err != nil {
 		return err
@@ -200,12 +297,24 @@ func (s *Spec) Validate() error {
 	if s.WorkingDir != "" && !path.IsAbs(s.WorkingDir) {
 		return fmt.Errorf("%w: working directory %q is not absolute", ErrInvalidSpec, s.WorkingDir)
 	}
+	if s.Hostname != "" && !ValidHostName(s.Hostname) {
+		return fmt.Errorf("%w: host name %q (want letters, digits, '-', '_' and '.')", ErrInvalidSpec, s.Hostname)
+	}
 	if _, err := SignalName(s.StopSignal); err != nil {
 		return err
 	}
-	if s.StopTimeout < 0 {
-		return fmt.Errorf("%w: stop timeout %v is negative", ErrInvalidSpec, s.StopTimeout)
+	if s.StopTimeout != nil && *s.StopTimeout < 0 {
+		return fmt.Errorf("%w: stop timeout %v is negative", ErrInvalidSpec, *s.StopTimeout)
 	}
+	for _, check := range []func() error{s.validateMounts, s.validateNetwork, s.validateUsers, s.Security.validate, s.Limits.validate, s.Restart.validate, s.validateHooks} {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Spec) validateMounts() error {
 	for _, b := range s.Binds {
 		if !path.IsAbs(b.Source) || !path.IsAbs(b.Destination) {
 			return fmt.Errorf("%w: bind %s:%s needs absolute paths", ErrInvalidSpec, b.Source, b.Destination)
@@ -214,16 +323,68 @@ func (s *Spec) Validate() error {
 			return fmt.Errorf("%w: bind %s:%s would cover the root directory", ErrInvalidSpec, b.Source, b.Destination)
 		}
 	}
+	for _, t := range s.Tmpfs {
+		if err := t.Validate(); err != nil {
+			return err
+		}
+	}
+	for _, d := range s.Devices {
+		if err := d.Validate(); err != nil {
+			return err
+		}
+	}
+	switch s.ResolvConf {
+	case "", "off", "copy-host", "copy-static", "copy-uplink", "copy-stub", "replace-host", "replace-static", "replace-uplink", "replace-stub", "bind-host", "bind-static", "bind-uplink", "bind-stub", "delete", "auto":
+	default:
+		return fmt.Errorf("%w: ResolvConf=%q is not a mode systemd-nspawn knows", ErrInvalidSpec, s.ResolvConf)
+	}
+	return nil
+}
+
+// Validate checks a tmpfs mount: TemporaryFileSystem= takes its value
+// verbatim (no unquoting), split at the first ':', so the target may not
+// contain one and neither part may carry blanks or quotes.
+func (t Tmpfs) Validate() error {
+	v := t.Target + ":" + t.Options
+	if !path.IsAbs(t.Target) || path.Clean(t.Target) == "/" {
+		return fmt.Errorf("%w: tmpfs target %q must be an absolute path other than /", ErrInvalidSpec, t.Target)
+	}
+	if strings.Contains(t.Target, ":") || strings.ContainsAny(v, " \t\n\"'\\") {
+		return fmt.Errorf("%w: tmpfs %q contains characters TemporaryFileSystem= cannot carry (':' in the target, blanks, quotes, backslashes)", ErrInvalidSpec, v)
+	}
+	return nil
+}
+
+// Validate checks a device: absolute paths without blanks (DeviceAllow=
+// splits at them) and permissions made of r, w and m.
+func (d Device) Validate() error {
+	if !path.IsAbs(d.Source) || d.Target != "" && !path.IsAbs(d.Target) {
+		return fmt.Errorf("%w: device %s:%s needs absolute paths", ErrInvalidSpec, d.Source, d.Target)
+	}
+	if strings.ContainsAny(d.Source, " \t\n") {
+		return fmt.Errorf("%w: device path %q contains blanks", ErrInvalidSpec, d.Source)
+	}
+	if strings.Trim(d.Permissions, "rwm") != "" {
+		return fmt.Errorf("%w: device %s permissions %q (want a combination of r, w and m)", ErrInvalidSpec, d.Source, d.Permissions)
+	}
+	return nil
+}
+
+func (s *Spec) validateNetwork() error {
 	switch s.Network.Mode {
 	case "", NetworkVeth, NetworkHost, NetworkNone:
 	case NetworkZone, NetworkBridge:
 		if s.Network.Name == "" {
 			return fmt.Errorf("%w: network mode %s needs a name", ErrInvalidSpec, s.Network.Mode)
 		}
+	case NetworkNamespace:
+		if !isCleanAbs(s.Network.Name) {
+			return fmt.Errorf("%w: network namespace %q must be an absolute clean path", ErrInvalidSpec, s.Network.Name)
+		}
 	default:
-		return fmt.Errorf("%w: unknown network mode %q (want veth, host, none, zone or bridge)", ErrInvalidSpec, s.Network.Mode)
+		return fmt.Errorf("%w: unknown network mode %q (want veth, host, none, zone, bridge or netns)", ErrInvalidSpec, s.Network.Mode)
 	}
-	if len(s.Ports) > 0 && (s.Network.Mode == NetworkHost || s.Network.Mode == NetworkNone) {
+	if len(s.Ports) > 0 && (s.Network.Mode == NetworkHost || s.Network.Mode == NetworkNone || s.Network.Mode == NetworkNamespace) {
 		return fmt.Errorf("%w: publishing ports needs a virtual Ethernet link, not network mode %s", ErrInvalidSpec, s.Network.Mode)
 	}
 	for _, p := range s.Ports {
@@ -234,6 +395,10 @@ func (s *Spec) Validate() error {
 			return fmt.Errorf("%w: port %d:%d: ports must be 1-65535", ErrInvalidSpec, p.HostPort, p.ContainerPort)
 		}
 	}
+	return nil
+}
+
+func (s *Spec) validateUsers() error {
 	switch s.PrivateUsers {
 	case "", "pick", "no", "identity":
 	default:
@@ -244,72 +409,45 @@ func (s *Spec) Validate() error {
 	default:
 		return fmt.Errorf("%w: private users ownership %q (want auto, map, chown or off)", ErrInvalidSpec, s.PrivateUsersOwnership)
 	}
-	for _, l := range []struct {
-		key, v string
-		re     *regexp.Regexp
-	}{
-		{"memory limit", s.Limits.MemoryMax, memoryRe},
-		{"CPU quota", s.Limits.CPUQuota, cpuQuotaRe},
-		{"tasks limit", s.Limits.TasksMax, tasksRe},
-	} {
-		if l.v != "" && !l.re.MatchString(l.v) {
-			return fmt.Errorf("%w: %s %q (want %s)", ErrInvalidSpec, l.key, l.v, l.re)
+	return nil
+}
+
+func (s *Spec) validateHooks() error {
+	for _, h := range append(append([][]string(nil), s.Hooks.StartPre...), s.Hooks.StopPost...) {
+		if len(h) == 0 || !path.IsAbs(h[0]) {
+			return fmt.Errorf("%w: hook %q must start with an absolute program path", ErrInvalidSpec, h)
 		}
-	}
-	switch s.Restart {
-	case "", "no", "on-success", "on-failure", "on-abnormal", "on-watchdog", "on-abort", "always":
-	default:
-		return fmt.Errorf("%w: restart policy %q (want no, always, on-success, on-failure, on-abnormal, on-abort or on-watchdog)", ErrInvalidSpec, s.Restart)
 	}
 	return nil
 }
 
-// Limit syntaxes systemd accepts (systemd.resource-control(5)).
-var (
-	memoryRe   = regexp.MustCompile(`^([0-9]+[KMGT]?|[0-9]+(\.[0-9]+)?%|infinity)$`)
-	cpuQuotaRe = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?%$`)
-	tasksRe    = regexp.MustCompile(`^([0-9]+|[0-9]+(\.[0-9]+)?%|infinity)$`)
-)
+func (r Restart) validate() error {
+	switch r.Policy {
+	case "", "no", "on-success", "on-failure", "on-abnormal", "on-watchdog", "on-abort", "always":
+	default:
+		return fmt.Errorf("%w: restart policy %q (want no, always, on-success, on-failure, on-abnormal, on-abort or on-watchdog)", ErrInvalidSpec, r.Policy)
+	}
+	if r.Delay < 0 || r.Interval < 0 {
+		return fmt.Errorf("%w: restart delay %v and interval %v must not be negative", ErrInvalidSpec, r.Delay, r.Interval)
+	}
+	return nil
+}
 
 func isCleanAbs(p string) bool { return path.IsAbs(p) && path.Clean(p) == p }
 
-// signals are the names systemd's signal_from_string() accepts for
-// KillSignal= (without the SIG prefix), with their Linux numbers.
-var signals = map[string]int{
-	"HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "TRAP": 5, "ABRT": 6, "BUS": 7, "FPE": 8,
-	"KILL": 9, "USR1": 10, "SEGV": 11, "USR2": 12, "PIPE": 13, "ALRM": 14, "TERM": 15,
-	"STKFLT": 16, "CHLD": 17, "CONT": 18, "STOP": 19, "TSTP": 20, "TTIN": 21, "TTOU": 22,
-	"URG": 23, "XCPU": 24, "XFSZ": 25, "VTALRM": 26, "PROF": 27, "WINCH": 28, "IO": 29,
-	"PWR": 30, "SYS": 31,
-}
-
-// SignalName normalizes an image's StopSignal ("SIGTERM", "TERM", "15",
-// "SIGRTMIN+3") to the "SIGxxx" form systemd reads. "" means SIGTERM.
-func SignalName(s string) (string, error) {
-	if s == "" {
-		return "SIGTERM", nil
+// ValidHostName accepts what a host name (and a hosts file entry) can
+// carry: letters, digits, '-', '_' and '.', no dot or dash at the start,
+// no dot at the end, at most 253 bytes. It keeps values from injecting
+// lines or fields into /etc/hosts or the .nspawn file.
+func ValidHostName(n string) bool {
+	if n == "" || len(n) > 253 || n[0] == '.' || n[0] == '-' || n[len(n)-1] == '.' {
+		return false
 	}
-	up := strings.TrimPrefix(strings.ToUpper(s), "SIG")
-	if _, ok := signals[up]; ok {
-		return "SIG" + up, nil
-	}
-	if n, err := strconv.Atoi(s); err == nil {
-		for name, num := range signals {
-			if num == n {
-				return "SIG" + name, nil
-			}
-		}
-		if n >= 34 && n <= 64 {
-			return fmt.Sprintf("SIGRTMIN+%d", n-34), nil
+	for i := 0; i < len(n); i++ {
+		c := n[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
 		}
 	}
-	if rest, ok := strings.CutPrefix(up, "RTMIN+"); ok {
-		if n, err := strconv.Atoi(rest); err == nil && n >= 0 && n <= 30 {
-			return "SIGRTMIN+" + rest, nil
-		}
-	}
-	if up == "RTMIN" {
-		return "SIGRTMIN", nil
-	}
-	return "", fmt.Errorf("%w: unknown stop signal %q", ErrInvalidSpec, s)
+	return true
 }

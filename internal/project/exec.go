@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,7 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-sh/berth/internal/command"
 	"github.com/berth-sh/berth/internal/machine"
+	"github.com/berth-sh/berth/internal/systemd"
 )
 
 func usTime(us int64) string {
@@ -58,7 +59,7 @@ func (h *Host) Exec(ctx context.Context, name, service string, argv []string, o 
 		return 0, fmt.Errorf("exec in %s/%s: service has %d instances, not %d", name, service, len(svcs[0].Instances), o.Index)
 	}
 	mach := svcs[0].Instances[o.Index-1].Machine
-	leader, err := h.leader(ctx, mach)
+	leader, err := systemd.Leader(ctx, h.Runner, mach)
 	if err != nil {
 		return 0, fmt.Errorf("exec in %s/%s: %w", name, service, err)
 	}
@@ -74,8 +75,8 @@ func (h *Host) Exec(ctx context.Context, name, service string, argv []string, o 
 	if err != nil {
 		return 0, fmt.Errorf("exec in %s/%s: %w", name, service, err)
 	}
-	c := machine.Command{
-		Args:   append([]string{"nsenter", "--target=" + strconv.Itoa(leader), "--all", "--root", "--wd", "--"}, initArgv...),
+	c := command.Command{
+		Args:   systemd.Enter(leader, initArgv...),
 		Env:    split0(environ),
 		Stdin:  o.Stdin,
 		Stdout: o.Stdout,
@@ -111,27 +112,13 @@ func (h *Host) Exec(ctx context.Context, name, service string, argv []string, o 
 		}
 		err = h.Runner.Run(ctx, c)
 	}
-	var ee *machine.ExitError
-	if errors.As(err, &ee) {
-		return ee.Code, nil
+	if code := command.ExitCode(err); code > 0 {
+		return code, nil
 	}
 	if err != nil {
 		return 0, fmt.Errorf("exec in %s/%s: %w", name, service, err)
 	}
 	return 0, nil
-}
-
-// leader asks machined for the PID of a machine's init.
-func (h *Host) leader(ctx context.Context, mach string) (int, error) {
-	out, err := h.output(ctx, "machinectl", "show", "--property=Leader", "--value", "--", mach)
-	if err != nil {
-		return 0, fmt.Errorf("machine %s is not running: %w", mach, err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(out))
-	if err != nil || pid <= 0 {
-		return 0, fmt.Errorf("machine %s: machinectl reported leader %q", mach, strings.TrimSpace(out))
-	}
-	return pid, nil
 }
 
 func split0(b []byte) []string {

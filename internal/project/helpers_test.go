@@ -14,11 +14,11 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/berth-sh/berth/internal/command"
 	"github.com/berth-sh/berth/internal/compose"
-	"github.com/berth-sh/berth/internal/machine"
 )
 
-// fakeSystemd is a machine.Runner standing in for systemctl, journalctl,
+// fakeSystemd is a command.Runner standing in for systemctl, journalctl,
 // machinectl and ps: it records every command as a line of text and
 // answers queries from its unit table.
 type fakeSystemd struct {
@@ -37,7 +37,7 @@ func newFake() *fakeSystemd {
 	return &fakeSystemd{units: map[string]map[string]string{}, journal: map[string]string{}, out: map[string]string{}}
 }
 
-func (f *fakeSystemd) Run(_ context.Context, c machine.Command) error {
+func (f *fakeSystemd) Run(_ context.Context, c command.Command) error {
 	line := c.String()
 	f.mu.Lock()
 	defer f.mu.Unlock()

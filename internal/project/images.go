@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/berth-sh/berth/internal/command"
 	"github.com/berth-sh/berth/internal/pull"
 	"github.com/berth-sh/berth/internal/store"
 )
@@ -61,6 +61,9 @@ type StoreImages struct {
 	Insecure bool
 	// Gunzip is pull.Options.Gunzip.
 	Gunzip string
+	// Runner runs cp, which copies a machine's tree for Clone. Default
+	// command.ExecRunner.
+	Runner command.Runner
 }
 
 func (s StoreImages) open() (*store.Store, bool) {
@@ -155,10 +158,13 @@ func (s StoreImages) Clone(ctx context.Context, from, to string, stop func() err
 	}
 	// cp -a keeps owners, modes, xattrs and hard links; --reflink makes
 	// the copy nearly free on btrfs and xfs.
-	out, err := exec.CommandContext(ctx, "cp", "-a", "--reflink=auto", "-T", "--", filepath.Join(s.MachinesDir, from), stg.Dir).CombinedOutput()
-	if err != nil {
+	r := s.Runner
+	if r == nil {
+		r = command.ExecRunner{}
+	}
+	if err := command.Run(ctx, r, "cp", "-a", "--reflink=auto", "-T", "--", filepath.Join(s.MachinesDir, from), stg.Dir); err != nil {
 		stg.Discard()
-		return "", fmt.Errorf("cp: %w: %s", err, out)
+		return "", err
 	}
 	if _, err := os.Lstat(filepath.Join(s.MachinesDir, to)); err == nil && stop != nil {
 		if err := stop(); err != nil {

@@ -19,6 +19,7 @@ import (
 	securejoin "github.com/cyphar/filepath-securejoin"
 
 	"github.com/berth-sh/berth/internal/compose"
+	"github.com/berth-sh/berth/internal/fsutil"
 )
 
 // lock takes project name's lock, serialising up, down and the other
@@ -29,22 +30,16 @@ func (h *Host) lock(ctx context.Context, name string) (func(), error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("lock project %s: %w", name, err)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, "."+name+".lock"), os.O_RDWR|os.O_CREATE|syscall.O_CLOEXEC, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("lock project %s: %w", name, err)
-	}
 	for {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		unlock, err := fsutil.TryLock(filepath.Join(dir, "."+name+".lock"), fsutil.Exclusive)
 		if err == nil {
-			return func() { f.Close() }, nil
+			return unlock, nil
 		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
+		if !errors.Is(err, fsutil.ErrLocked) {
 			return nil, fmt.Errorf("lock project %s: %w", name, err)
 		}
 		fmt.Fprintf(h.Stderr, "berth: waiting for another berth command on project %s\n", name)
 		if err := h.Sleep(ctx, pollInterval); err != nil {
-			f.Close()
 			return nil, fmt.Errorf("lock project %s: %w", name, err)
 		}
 	}

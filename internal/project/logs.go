@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/berth-sh/berth/internal/machine"
+	"github.com/berth-sh/berth/internal/command"
 )
 
 // LogOptions say which logs `berth compose logs` shows.
@@ -59,7 +59,7 @@ func (h *Host) Logs(ctx context.Context, name string, w io.Writer, o LogOptions)
 	go func() {
 		done <- formatJournal(pr, w, labels, width, o)
 	}()
-	runErr := h.Runner.Run(ctx, machine.Command{Args: args, Stdout: pw, Stderr: h.Stderr})
+	runErr := h.Runner.Run(ctx, command.Command{Args: args, Stdout: pw, Stderr: h.Stderr})
 	pw.Close()
 	fmtErr := <-done
 	if runErr != nil && ctx.Err() == nil {

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/berth-sh/berth/internal/command"
 )
 
 // portUnits lists the socket units publishing the machines' ports: a
@@ -149,7 +151,7 @@ func (h *Host) Top(ctx context.Context, name string, services []string) ([]Proce
 	if err != nil {
 		return nil, err
 	}
-	out, err := h.output(ctx, "ps", "-e", "--no-headers", "-o", "cgroup:512,user,pid,ppid,c,stime,tty,time,args")
+	out, err := command.Output(ctx, h.Runner, "ps", "-e", "--no-headers", "-o", "cgroup:512,user,pid,ppid,c,stime,tty,time,args")
 	if err != nil {
 		return nil, fmt.Errorf("top %s: %w", name, err)
 	}

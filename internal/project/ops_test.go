@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-sh/berth/internal/command"
 	"github.com/berth-sh/berth/internal/compose"
 	"github.com/berth-sh/berth/internal/machine"
 )
@@ -134,13 +135,13 @@ func TestExecUsesTheMachinesInitOptions(t *testing.T) {
 		}
 		return nil, os.ErrNotExist
 	}
-	var ran machine.Command
-	e.host.Runner = runnerFunc(func(c machine.Command) error {
+	var ran command.Command
+	e.host.Runner = runnerFunc(func(c command.Command) error {
 		if c.Args[0] == "machinectl" {
 			return e.fake.Run(context.Background(), c)
 		}
 		ran = c
-		return &machine.ExitError{Command: c.String(), Code: 7}
+		return &command.ExitError{Command: c.String(), Code: 7}
 	})
 	code, err := e.host.Exec(context.Background(), "app", "db", []string{"sh", "-c", "exit 7"}, ExecOptions{Env: []string{"B=2"}, WorkDir: "/tmp"})
 	if err != nil || code != 7 {
@@ -161,9 +162,9 @@ func TestExecUsesTheMachinesInitOptions(t *testing.T) {
 	}
 }
 
-type runnerFunc func(machine.Command) error
+type runnerFunc func(command.Command) error
 
-func (f runnerFunc) Run(_ context.Context, c machine.Command) error { return f(c) }
+func (f runnerFunc) Run(_ context.Context, c command.Command) error { return f(c) }
 
 func TestExecInitArgvRefusesOtherInits(t *testing.T) {
 	if _, err := execInitArgv([]string{"/bin/sh", "-c", "x"}, []string{"id"}, ExecOptions{}); err == nil {

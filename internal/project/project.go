@@ -3,11 +3,12 @@
 // project lock), reloads systemd, starts and stops the project target,
 // waits until every service is running or healthy, and reports state,
 // logs, processes and images. Every external program (systemctl,
-// journalctl, machinectl, nsenter, ps) runs through a machine.Runner, so
+// journalctl, machinectl, nsenter, ps) runs through a command.Runner, so
 // tests drive the package with a recording fake.
 package project
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,8 +19,9 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/berth-sh/berth/internal/command"
 	"github.com/berth-sh/berth/internal/compose"
-	"github.com/berth-sh/berth/internal/machine"
+	"github.com/berth-sh/berth/internal/paths"
 )
 
 // ErrNotInstalled: the project has no manifest; `berth compose up` has not
@@ -32,18 +34,18 @@ var ErrNoService = compose.ErrNoService
 // Host is where projects are installed and the tools that drive them. The
 // zero value of each field means the documented default.
 type Host struct {
-	// Root is berth's state directory. Default /var/lib/berth.
+	// Root is berth's state directory. Default paths.Root.
 	Root string
-	// MachinesDir holds machine root filesystems. Default /var/lib/machines.
+	// MachinesDir holds machine root filesystems. Default paths.Machines.
 	MachinesDir string
-	// UnitDir is where unit files are installed. Default /etc/systemd/system.
+	// UnitDir is where unit files are installed. Default paths.UnitDir.
 	UnitDir string
 	// NspawnDir is where .nspawn files are installed. Default
-	// /etc/systemd/nspawn.
+	// paths.NspawnDir.
 	NspawnDir string
 	// Runner runs systemctl, journalctl, machinectl, nsenter and ps.
-	// Default machine.ExecRunner.
-	Runner machine.Runner
+	// Default command.ExecRunner.
+	Runner command.Runner
 	// Stderr receives progress and warnings. Default io.Discard.
 	Stderr io.Writer
 	// Now is the clock; Sleep waits between polls (both replaceable so
@@ -56,20 +58,12 @@ type Host struct {
 }
 
 func (h *Host) fill() {
-	if h.Root == "" {
-		h.Root = "/var/lib/berth"
-	}
-	if h.MachinesDir == "" {
-		h.MachinesDir = "/var/lib/machines"
-	}
-	if h.UnitDir == "" {
-		h.UnitDir = "/etc/systemd/system"
-	}
-	if h.NspawnDir == "" {
-		h.NspawnDir = "/etc/systemd/nspawn"
-	}
+	h.Root = cmp.Or(h.Root, paths.Root)
+	h.MachinesDir = cmp.Or(h.MachinesDir, paths.Machines)
+	h.UnitDir = cmp.Or(h.UnitDir, paths.UnitDir)
+	h.NspawnDir = cmp.Or(h.NspawnDir, paths.NspawnDir)
 	if h.Runner == nil {
-		h.Runner = machine.ExecRunner{}
+		h.Runner = command.ExecRunner{}
 	}
 	if h.Stderr == nil {
 		h.Stderr = io.Discard

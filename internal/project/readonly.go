@@ -33,10 +33,10 @@ func readOnlyMountPoints(plan *compose.Plan, files []compose.File) map[string][]
 	}
 	out := map[string][]mountPoint{}
 	for _, sp := range plan.Services {
-		if sp.Spec == nil || !sp.Spec.ReadOnly {
-			continue
-		}
 		for _, in := range sp.Instances {
+			if !in.Spec.ReadOnly {
+				continue
+			}
 			mps := []mountPoint{{Path: machine.InitPath, File: true}}
 			if have[path.Join(in.StateDir, "hosts")] {
 				mps = append(mps, mountPoint{Path: "/etc/hosts", File: true})

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/berth-sh/berth/internal/command"
 	"github.com/berth-sh/berth/internal/compose"
 )
 
@@ -15,7 +16,7 @@ import (
 // conflicts. The conversion picks automatic subnets without looking at
 // the host, so this is where a clash is caught, before anything changes.
 func (h *Host) checkSubnets(ctx context.Context, plan *compose.Plan) error {
-	out, err := h.output(ctx, "ip", "-o", "-4", "route", "show", "table", "all")
+	out, err := command.Output(ctx, h.Runner, "ip", "-o", "-4", "route", "show", "table", "all")
 	if err != nil {
 		return fmt.Errorf("read host routes: %w", err)
 	}

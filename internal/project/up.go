@@ -77,31 +77,68 @@ func (h *Host) Up(ctx context.Context, p *compose.Project, o UpOptions) (*UpResu
 	res := &UpResult{Project: p.Name}
 	co := h.convertOptions(o.Convert, o.Images)
 
-	// The first conversion only names the machines and their images.
-	// Images not pulled yet are stood in for by a placeholder config,
-	// since the conversion refuses images whose command it cannot know;
-	// the second conversion, after pulling, uses the real ones.
-	pre := co
-	pre.Images = func(ref string) (*v1.Config, bool) {
-		if cfg, ok := o.Images.Info(ref); ok {
+	first, err := firstPlan(p, co, o.Images)
+	if first == nil {
+		return nil, err
+	}
+	selected, err := withDependencies(first, o.Services)
+	if err != nil {
+		return nil, err
+	}
+	digests, err := h.pullImages(ctx, first, selected, o, res)
+	if err != nil {
+		return nil, err
+	}
+
+	conv, err := compose.Convert(p, co)
+	if conv != nil {
+		res.Findings = conv.Findings
+	}
+	if err != nil {
+		return res, err
+	}
+	hashes, err := h.install(ctx, p.Name, conv, co, digests, o.Images, res)
+	if err != nil {
+		return res, err
+	}
+	if err := h.restartChanged(ctx, p.Name, conv.Plan, hashes, o.NoStart, res); err != nil {
+		return res, err
+	}
+	if o.NoStart {
+		return res, nil
+	}
+	return res, h.start(ctx, conv.Plan, selected, o)
+}
+
+// firstPlan is the first conversion, which only names the machines and
+// their images. Images not pulled yet are stood in for by a placeholder
+// config, since the conversion refuses images whose command it cannot
+// know; the second conversion, after pulling, uses the real ones. A nil
+// plan comes with the conversion's error.
+func firstPlan(p *compose.Project, co compose.ConvertOptions, imgs Images) (*compose.Plan, error) {
+	co.Images = func(ref string) (*v1.Config, bool) {
+		if cfg, ok := imgs.Info(ref); ok {
 			return cfg, true
 		}
 		return &v1.Config{Cmd: []string{"/.berth/not-pulled-yet"}}, true
 	}
-	first, err := compose.Convert(p, pre)
+	first, err := compose.Convert(p, co)
 	if first == nil || first.Plan == nil || first.Findings.Err() != nil {
 		return nil, err
 	}
-	selected, err := withDependencies(first.Plan, o.Services)
-	if err != nil {
-		return nil, err
-	}
+	return first.Plan, nil
+}
+
+// pullImages gives every machine of plan its image: pulled, or copied from
+// another machine that has the current version. It returns each machine's
+// image digest.
+func (h *Host) pullImages(ctx context.Context, plan *compose.Plan, selected map[string]bool, o UpOptions, res *UpResult) (map[string]string, error) {
 	digests := map[string]string{}
 	// fresh maps an image to a machine that has its current version, so
 	// further instances copy that machine's tree instead of unpacking
 	// the layers again.
 	fresh := map[string]string{}
-	for _, sp := range first.Plan.Services {
+	for _, sp := range plan.Services {
 		for _, in := range sp.Instances {
 			d, ok := o.Images.Installed(in.Machine, sp.Image)
 			// Images of services up does not start are pulled only
@@ -115,11 +152,12 @@ func (h *Host) Up(ctx context.Context, p *compose.Project, o UpOptions) (*UpResu
 				continue
 			}
 			if sp.Image == "" {
-				return nil, fmt.Errorf("up %s: service %s has no image: (berth cannot build)", p.Name, sp.Name)
+				return nil, fmt.Errorf("up %s: service %s has no image: (berth cannot build)", plan.Project, sp.Name)
 			}
 			unit := in.Unit
 			stop := func() error { return h.systemctl(ctx, "stop", "--", unit) }
 			var nd string
+			var err error
 			if src, ok := fresh[sp.Image]; ok {
 				fmt.Fprintf(h.Stderr, "berth: copying %s from %s to %s\n", sp.Image, src, in.Machine)
 				nd, err = o.Images.Clone(ctx, src, in.Machine, stop)
@@ -128,7 +166,7 @@ func (h *Host) Up(ctx context.Context, p *compose.Project, o UpOptions) (*UpResu
 				nd, err = o.Images.Pull(ctx, sp.Image, in.Machine, stop)
 			}
 			if err != nil {
-				return nil, fmt.Errorf("up %s: service %s: %w", p.Name, sp.Name, err)
+				return nil, fmt.Errorf("up %s: service %s: %w", plan.Project, sp.Name, err)
 			}
 			if nd != d {
 				res.Pulled = append(res.Pulled, in.Machine)
@@ -137,49 +175,53 @@ func (h *Host) Up(ctx context.Context, p *compose.Project, o UpOptions) (*UpResu
 			fresh[sp.Image] = in.Machine
 		}
 	}
+	return digests, nil
+}
 
-	conv, err := compose.Convert(p, co)
-	if conv != nil {
-		res.Findings = conv.Findings
-	}
-	if err != nil {
-		return res, err
-	}
+// install checks the converted project against the host, removes what an
+// earlier up installed and the project no longer has, writes the file set,
+// reloads systemd and enables the project target. It returns each
+// machine's hash (see machineHashes).
+func (h *Host) install(ctx context.Context, name string, conv *compose.Result, co compose.ConvertOptions, digests map[string]string, imgs Images, res *UpResult) (map[string]string, error) {
 	plan := conv.Plan
 	if err := h.checkSubnets(ctx, plan); err != nil {
-		return res, fmt.Errorf("up %s: %w", p.Name, err)
+		return nil, fmt.Errorf("up %s: %w", name, err)
 	}
 	hashes, err := machineHashes(plan, conv.Files, co, digests)
 	if err != nil {
-		return res, fmt.Errorf("up %s: %w", p.Name, err)
+		return nil, fmt.Errorf("up %s: %w", name, err)
 	}
-	prev, _ := h.Manifest(p.Name)
-	if prev != nil {
-		removed, err := h.removeStale(ctx, prev, conv.Files, co, o.Images)
+	if prev, _ := h.Manifest(name); prev != nil {
+		removed, err := h.removeStale(ctx, prev, conv.Files, co, imgs)
 		res.Removed = removed
 		if err != nil {
-			return res, fmt.Errorf("up %s: %w", p.Name, err)
+			return nil, fmt.Errorf("up %s: %w", name, err)
 		}
 	}
 	if err := h.createMountPoints(readOnlyMountPoints(plan, conv.Files)); err != nil {
-		return res, fmt.Errorf("up %s: %w", p.Name, err)
+		return nil, fmt.Errorf("up %s: %w", name, err)
 	}
 	if err := h.seedVolumes(conv.Files); err != nil {
-		return res, fmt.Errorf("up %s: %w", p.Name, err)
+		return nil, fmt.Errorf("up %s: %w", name, err)
 	}
 	if err := compose.WriteTree("/", installOrder(conv.Files, co, plan.Target), compose.TreeOptions{Chown: true}); err != nil {
-		return res, fmt.Errorf("up %s: install units: %w", p.Name, err)
+		return nil, fmt.Errorf("up %s: install units: %w", name, err)
 	}
 	if err := h.systemctl(ctx, "daemon-reload"); err != nil {
-		return res, fmt.Errorf("up %s: reload systemd: %w", p.Name, err)
+		return nil, fmt.Errorf("up %s: reload systemd: %w", name, err)
 	}
 	// Enabled, the target comes back with multi-user.target after a
 	// reboot, and with it every machine it wants.
 	if err := h.systemctl(ctx, "enable", "--", plan.Target); err != nil {
-		return res, fmt.Errorf("up %s: enable %s: %w", p.Name, plan.Target, err)
+		return nil, fmt.Errorf("up %s: enable %s: %w", name, plan.Target, err)
 	}
+	return hashes, nil
+}
 
-	old := h.readApplied(p.Name)
+// restartChanged restarts the running machines whose hash changed since
+// the last up (unless noStart) and records the new hashes.
+func (h *Host) restartChanged(ctx context.Context, name string, plan *compose.Plan, hashes map[string]string, noStart bool, res *UpResult) error {
+	old := h.readApplied(name)
 	var changed []string
 	for _, sp := range plan.Services {
 		for _, in := range sp.Instances {
@@ -189,26 +231,28 @@ func (h *Host) Up(ctx context.Context, p *compose.Project, o UpOptions) (*UpResu
 			}
 		}
 	}
-	if len(changed) > 0 && !o.NoStart {
+	if len(changed) > 0 && !noStart {
 		// try-restart leaves stopped machines stopped; the start
 		// below brings up the ones this up selects.
 		if err := h.systemctl(ctx, append([]string{"try-restart", "--"}, changed...)...); err != nil {
-			return res, fmt.Errorf("up %s: restart changed services: %w", p.Name, err)
+			return fmt.Errorf("up %s: restart changed services: %w", name, err)
 		}
 	}
-	if err := h.writeApplied(p.Name, applied{Hashes: hashes}); err != nil {
-		return res, fmt.Errorf("up %s: %w", p.Name, err)
+	if err := h.writeApplied(name, applied{Hashes: hashes}); err != nil {
+		return fmt.Errorf("up %s: %w", name, err)
 	}
-	if o.NoStart {
-		return res, nil
-	}
-	var watch []string
+	return nil
+}
+
+// start starts the project target (or, with o.Services, the selected
+// services' units) and waits until they are ready.
+func (h *Host) start(ctx context.Context, plan *compose.Plan, selected map[string]bool, o UpOptions) error {
 	if len(o.Services) == 0 {
 		if err := h.systemctl(ctx, "start", "--no-block", "--", plan.Target); err != nil {
-			return res, fmt.Errorf("up %s: start %s: %w", p.Name, plan.Target, err)
+			return fmt.Errorf("up %s: start %s: %w", plan.Project, plan.Target, err)
 		}
 	}
-	var start []string
+	var watch, start []string
 	for _, sp := range plan.Services {
 		if !selected[sp.Name] {
 			continue
@@ -227,13 +271,10 @@ func (h *Host) Up(ctx context.Context, p *compose.Project, o UpOptions) (*UpResu
 	}
 	if len(o.Services) > 0 {
 		if err := h.systemctl(ctx, append([]string{"start", "--no-block", "--"}, start...)...); err != nil {
-			return res, fmt.Errorf("up %s: start services: %w", p.Name, err)
+			return fmt.Errorf("up %s: start services: %w", plan.Project, err)
 		}
 	}
-	if err := h.wait(ctx, p.Name, unitNames(plan), watch, o.Timeout); err != nil {
-		return res, err
-	}
-	return res, nil
+	return h.wait(ctx, plan.Project, unitNames(plan), watch, o.Timeout)
 }
 
 // withDependencies returns the selected services and everything they

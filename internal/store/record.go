@@ -15,6 +15,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/berth-sh/berth/internal/fsutil"
 )
 
 // ErrNotFound is returned when no berth machine of the given name exists.
@@ -97,7 +99,7 @@ func (s *Store) SaveRecord(r *Record) error {
 	if err != nil {
 		return fmt.Errorf("save record %s: %w", r.Name, err)
 	}
-	if err := writeFileAtomic(s.recordPath(r.Name), append(b, '\n'), 0o644); err != nil {
+	if err := fsutil.AtomicWrite(s.recordPath(r.Name), append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("save record %s: %w", r.Name, err)
 	}
 	return s.WriteIndex()
@@ -175,7 +177,7 @@ const AnnotationReference = "sh.berth.reference"
 // lock: each writer saves its record first and then rebuilds the whole index,
 // so the last rebuild sees every record and no update is lost.
 func (s *Store) WriteIndex() error {
-	unlock, err := lockFile(context.Background(), filepath.Join(s.root, locksDir, "index.lock"), Exclusive)
+	unlock, err := fsutil.Lock(context.Background(), filepath.Join(s.root, locksDir, "index.lock"), Exclusive)
 	if err != nil {
 		return fmt.Errorf("write index: %w", err)
 	}
@@ -208,7 +210,7 @@ func (s *Store) WriteIndex() error {
 	if err := enc.Encode(idx); err != nil {
 		return fmt.Errorf("write index: %w", err)
 	}
-	return writeFileAtomic(filepath.Join(s.root, "index.json"), buf.Bytes(), 0o644)
+	return fsutil.AtomicWrite(filepath.Join(s.root, "index.json"), buf.Bytes(), 0o644)
 }
 
 // GC removes blobs no record references, and leftover temporary files. The

@@ -24,6 +24,8 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/berth-sh/berth/internal/fsutil"
 )
 
 // ErrDigestMismatch is returned when content does not hash to the digest it
@@ -56,7 +58,7 @@ func Open(root string) (*Store, error) {
 	}
 	s := &Store{root: root}
 	if _, err := os.Stat(filepath.Join(root, "oci-layout")); errors.Is(err, fs.ErrNotExist) {
-		if err := writeFileAtomic(filepath.Join(root, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`+"\n"), 0o644); err != nil {
+		if err := fsutil.AtomicWrite(filepath.Join(root, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`+"\n"), 0o644); err != nil {
 			return nil, fmt.Errorf("open store %s: %w", root, err)
 		}
 	}
@@ -241,41 +243,10 @@ func sha256Hash(b []byte) v1.Hash {
 	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
 }
 
-// writeFileAtomic writes data to path via a temporary file in the same
-// directory, fsynced and renamed, so readers see the old or the new file.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Chmod(mode); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
-
-// WriteFileAtomic is writeFileAtomic for other packages (the machine's
-// .oci-config next to its rootfs).
+// WriteFileAtomic is fsutil.AtomicWrite, for the machine's .oci-config
+// next to its rootfs.
 func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
-	return writeFileAtomic(path, data, mode)
+	return fsutil.AtomicWrite(path, data, mode)
 }
 
 // RemoveBlob deletes blob d (a store copy found corrupt). Missing is fine.

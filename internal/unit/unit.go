@@ -17,7 +17,9 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -150,12 +152,6 @@ func (s *Section) Add(key, value string) *Section {
 // AddVerbatim appends a Verbatim entry.
 func (s *Section) AddVerbatim(key, value string) *Section {
 	s.Entries = append(s.Entries, Entry{Key: key, Kind: Verbatim, Values: []string{value}})
-	return s
-}
-
-// AddPath appends a Path entry.
-func (s *Section) AddPath(key, p string) *Section {
-	s.Entries = append(s.Entries, Entry{Key: key, Kind: Path, Values: []string{p}})
 	return s
 }
 
@@ -527,4 +523,14 @@ func ValidEnvName(name string) bool {
 		}
 	}
 	return true
+}
+
+// TimeSpan writes d in systemd's time span syntax (systemd.time(7)) to the
+// millisecond: "10s", "1500ms". Beware 0 ("0s"): most timeout settings
+// read it as "no timeout", so callers that mean "at once" must say so.
+func TimeSpan(d time.Duration) string {
+	if d%time.Second == 0 {
+		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
+	}
+	return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
 }

@@ -3,12 +3,12 @@ package health
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
-	"strings"
+
+	"github.com/berth-sh/berth/internal/command"
+	"github.com/berth-sh/berth/internal/systemd"
 )
 
 // MachineProber runs the test inside a machine by entering its leader's
@@ -19,14 +19,28 @@ type MachineProber struct {
 	Machine string
 	// Argv is the test: CMD's words, or ["/bin/sh", "-c", CMD-SHELL].
 	Argv []string
+	// Runner runs machinectl and nsenter. Default: command.ExecRunner
+	// that kills a check at its timeout, as docker does.
+	Runner command.Runner
 	// Leader returns the PID of the machine's PID 1 (looked up for every
-	// probe: it changes when the machine restarts).
+	// probe: it changes when the machine restarts). Default: machined's
+	// (systemd.Leader).
 	Leader func(ctx context.Context, machine string) (int, error)
 }
 
 // Probe implements Prober.
 func (m MachineProber) Probe(ctx context.Context) (int, string, error) {
-	pid, err := m.Leader(ctx, m.Machine)
+	r := m.Runner
+	if r == nil {
+		r = command.ExecRunner{Kill: true}
+	}
+	var pid int
+	var err error
+	if m.Leader != nil {
+		pid, err = m.Leader(ctx, m.Machine)
+	} else {
+		pid, err = systemd.Leader(ctx, r, m.Machine)
+	}
 	if err != nil {
 		return 0, "", err
 	}
@@ -34,35 +48,20 @@ func (m MachineProber) Probe(ctx context.Context) (int, string, error) {
 	if err != nil {
 		return 0, "", fmt.Errorf("read environment of machine %s: %w", m.Machine, err)
 	}
-	args := append([]string{"--target", strconv.Itoa(pid), "--all", "--root", "--wd", "--"}, m.Argv...)
-	cmd := exec.CommandContext(ctx, "nsenter", args...)
+	c := command.Command{Args: systemd.Enter(pid, m.Argv...)}
 	for _, kv := range bytes.Split(env, []byte{0}) {
 		if len(kv) > 0 {
-			cmd.Env = append(cmd.Env, string(kv))
+			c.Env = append(c.Env, string(kv))
 		}
 	}
 	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err = cmd.Run()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return ee.ExitCode(), out.String(), nil
+	c.Stdout, c.Stderr = &out, &out
+	err = r.Run(ctx, c)
+	if code := command.ExitCode(err); code > 0 {
+		return code, out.String(), nil
 	}
 	if err != nil {
 		return 0, out.String(), fmt.Errorf("run health check in %s: %w", m.Machine, err)
 	}
 	return 0, out.String(), nil
-}
-
-// MachinedLeader asks machined for a machine's leader PID.
-func MachinedLeader(ctx context.Context, machine string) (int, error) {
-	out, err := exec.CommandContext(ctx, "machinectl", "show", "--property=Leader", "--value", machine).Output()
-	if err != nil {
-		return 0, fmt.Errorf("find leader of machine %s: %w", machine, err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(out)))
-	if err != nil || pid <= 0 {
-		return 0, fmt.Errorf("find leader of machine %s: machinectl said %q", machine, out)
-	}
-	return pid, nil
 }

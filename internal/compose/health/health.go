@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/berth-sh/berth/internal/fsutil"
 )
 
 // Check is one healthcheck.
@@ -152,31 +154,14 @@ func SaveFile(path string) func(State) error {
 		if err != nil {
 			return err
 		}
-		tmp := path + ".tmp"
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return fmt.Errorf("save health state: %w", err)
 		}
-		if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-			return fmt.Errorf("save health state: %w", err)
-		}
-		if err := os.Rename(tmp, path); err != nil {
+		if err := fsutil.AtomicWrite(path, append(b, '\n'), 0o644); err != nil {
 			return fmt.Errorf("save health state: %w", err)
 		}
 		return nil
 	}
-}
-
-// Load reads a saved state; a missing file means no check has run.
-func Load(path string) (*State, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var st State
-	if err := json.Unmarshal(b, &st); err != nil {
-		return nil, fmt.Errorf("read health state %s: %w", path, err)
-	}
-	return &st, nil
 }
 
 // RealClock is the system clock.

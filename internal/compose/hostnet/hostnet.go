@@ -5,8 +5,8 @@
 // app image needs no networkd or DHCP client and its command never starts
 // without an address.
 //
-// All changes go through iproute2 and nft behind the Runner seam, so tests
-// compare the exact commands; sysctls are written by Sysctl, also a seam.
+// All changes go through iproute2 and nft behind the command.Runner seam,
+// so tests compare the exact commands.
 package hostnet
 
 import (
@@ -15,27 +15,10 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os/exec"
 	"strings"
+
+	"github.com/berth-sh/berth/internal/command"
 )
-
-// Runner runs one command. The real one execs; the test fake records.
-type Runner interface {
-	Run(ctx context.Context, argv ...string) error
-}
-
-// ExecRunner runs commands with os/exec, adding their stderr to errors.
-type ExecRunner struct{}
-
-// Run implements Runner.
-func (ExecRunner) Run(ctx context.Context, argv ...string) error {
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("run %s: %w: %s", strings.Join(argv, " "), err, strings.TrimSpace(string(out)))
-	}
-	return nil
-}
 
 // ErrInvalid is wrapped by errors about malformed arguments.
 var ErrInvalid = errors.New("invalid network argument")
@@ -57,7 +40,7 @@ func nftTable(bridge string) string { return "berth_" + strings.ReplaceAll(bridg
 // gives it the gateway address and brings it up. A non-internal bridge's
 // subnet is masqueraded to the outside; an internal one is fenced off from
 // forwarding in both directions.
-func BridgeUp(ctx context.Context, r Runner, b Bridge) error {
+func BridgeUp(ctx context.Context, r command.Runner, b Bridge) error {
 	if err := checkIfName(b.Name); err != nil {
 		return err
 	}
@@ -114,7 +97,7 @@ func formatMAC(m [6]byte) string {
 }
 
 // BridgeDown removes the bridge and berth's rules for it.
-func BridgeDown(ctx context.Context, r Runner, name string) error {
+func BridgeDown(ctx context.Context, r command.Runner, name string) error {
 	if err := checkIfName(name); err != nil {
 		return err
 	}
@@ -198,7 +181,7 @@ func ParseSysctl(s string) (Sysctl, error) {
 // NamespaceUp (re)creates the namespace and configures every link from
 // the host: veth pair, host side into the bridge, address, default route,
 // loopback, sysctls. A namespace left over from a crash is replaced.
-func NamespaceUp(ctx context.Context, r Runner, ns Namespace) error {
+func NamespaceUp(ctx context.Context, r command.Runner, ns Namespace) error {
 	if err := checkNetnsName(ns.Name); err != nil {
 		return err
 	}
@@ -240,7 +223,7 @@ func NamespaceUp(ctx context.Context, r Runner, ns Namespace) error {
 // NamespaceDown removes the machine's links and its namespace. The host
 // sides are deleted explicitly: the kernel tears a namespace down
 // asynchronously, and a veth lingering in it would keep its name busy.
-func NamespaceDown(ctx context.Context, r Runner, ns Namespace) error {
+func NamespaceDown(ctx context.Context, r command.Runner, ns Namespace) error {
 	if err := checkNetnsName(ns.Name); err != nil {
 		return err
 	}
@@ -257,13 +240,13 @@ func NamespaceDown(ctx context.Context, r Runner, ns Namespace) error {
 func quoteNft(n string) string { return `"` + n + `"` }
 
 // runAll runs cmds in order. A command starting with "-" may fail.
-func runAll(ctx context.Context, r Runner, what string, cmds [][]string) error {
+func runAll(ctx context.Context, r command.Runner, what string, cmds [][]string) error {
 	for _, c := range cmds {
 		optional := c[0] == "-"
 		if optional {
 			c = c[1:]
 		}
-		if err := r.Run(ctx, c...); err != nil && !optional {
+		if err := command.Run(ctx, r, c...); err != nil && !optional {
 			return fmt.Errorf("%s: %w", what, err)
 		}
 	}

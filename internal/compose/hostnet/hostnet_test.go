@@ -6,22 +6,9 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/berth-sh/berth/internal/command"
 )
-
-// fakeRunner records commands as text and fails those listed in fail.
-type fakeRunner struct {
-	log  []string
-	fail map[string]bool
-}
-
-func (f *fakeRunner) Run(_ context.Context, argv ...string) error {
-	line := strings.Join(argv, " ")
-	f.log = append(f.log, line)
-	if f.fail[line] {
-		return errors.New("exit status 1")
-	}
-	return nil
-}
 
 func TestBridgeUp(t *testing.T) {
 	for _, tc := range []struct {
@@ -37,9 +24,10 @@ ip addr replace 172.20.1.1/24 dev br-0123456789ab
 ip link set br-0123456789ab up
 nft delete table inet berth_br_0123456789ab
 nft add table inet berth_br_0123456789ab
-nft add chain inet berth_br_0123456789ab postrouting { type nat hook postrouting priority srcnat; policy accept; }
-nft add rule inet berth_br_0123456789ab postrouting ip saddr 172.20.1.0/24 oifname != "br-0123456789ab" masquerade
-sysctl -q -w net.ipv4.ip_forward=1`,
+nft add chain inet berth_br_0123456789ab postrouting '{ type nat hook postrouting priority srcnat; policy accept; }'
+nft add rule inet berth_br_0123456789ab postrouting ip saddr 172.20.1.0/24 oifname '!=' '"br-0123456789ab"' masquerade
+sysctl -q -w net.ipv4.ip_forward=1
+`,
 	}, {
 		name: "internal",
 		b:    Bridge{Name: "br-x", Address: netip.MustParsePrefix("10.0.0.254/24"), Internal: true},
@@ -49,21 +37,22 @@ ip addr replace 10.0.0.254/24 dev br-x
 ip link set br-x up
 nft delete table inet berth_br_x
 nft add table inet berth_br_x
-nft add chain inet berth_br_x forward { type filter hook forward priority filter; policy accept; }
-nft add rule inet berth_br_x forward iifname "br-x" oifname != "br-x" drop
-nft add rule inet berth_br_x forward oifname "br-x" iifname != "br-x" drop`,
+nft add chain inet berth_br_x forward '{ type filter hook forward priority filter; policy accept; }'
+nft add rule inet berth_br_x forward iifname '"br-x"' oifname '!=' '"br-x"' drop
+nft add rule inet berth_br_x forward oifname '"br-x"' iifname '!=' '"br-x"' drop
+`,
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			// The bridge and table already exist: those commands fail
 			// and must not stop the rest.
-			r := &fakeRunner{fail: map[string]bool{
-				"ip link add " + tc.b.Name + " type bridge":    true,
-				"nft delete table inet " + nftTable(tc.b.Name): true,
+			r := &command.RecordingRunner{Results: map[string]command.Result{
+				"ip link add " + tc.b.Name + " type bridge":    {Code: 2},
+				"nft delete table inet " + nftTable(tc.b.Name): {Code: 1},
 			}}
 			if err := BridgeUp(context.Background(), r, tc.b); err != nil {
 				t.Fatal(err)
 			}
-			if got := strings.Join(r.log, "\n"); got != tc.want {
+			if got := r.Commands(); got != tc.want {
 				t.Errorf("commands:\n%s\nwant:\n%s", got, tc.want)
 			}
 		})
@@ -71,12 +60,13 @@ nft add rule inet berth_br_x forward oifname "br-x" iifname != "br-x" drop`,
 }
 
 func TestBridgeUpFails(t *testing.T) {
-	r := &fakeRunner{fail: map[string]bool{"ip link set br-x up": true}}
+	r := &command.RecordingRunner{Results: map[string]command.Result{"ip link set br-x up": {Stderr: "RTNETLINK answers: Operation not permitted\n", Code: 2}}}
 	err := BridgeUp(context.Background(), r, Bridge{Name: "br-x", Address: netip.MustParsePrefix("10.0.0.1/24")})
-	if err == nil || !strings.Contains(err.Error(), "bring up bridge br-x") {
-		t.Fatalf("err = %v, want a bring-up error", err)
+	if want := "bring up bridge br-x: ip link set br-x up: exit status 2: RTNETLINK answers: Operation not permitted"; err == nil || err.Error() != want {
+		t.Fatalf("err = %v, want %s", err, want)
 	}
-	if last := r.log[len(r.log)-1]; last != "ip link set br-x up" {
+	lines := strings.Split(strings.TrimSpace(r.Commands()), "\n")
+	if last := lines[len(lines)-1]; last != "ip link set br-x up" {
 		t.Errorf("ran on after the failure: last command %q", last)
 	}
 }
@@ -94,7 +84,7 @@ func TestNamespaceUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &fakeRunner{}
+	r := &command.RecordingRunner{}
 	ns := Namespace{Name: "berth-p-web-1", Links: []Link{l1, l2}, Sysctls: []Sysctl{sc}}
 	if err := NamespaceUp(context.Background(), r, ns); err != nil {
 		t.Fatal(err)
@@ -116,16 +106,17 @@ ip link set bv-bbbbbbbbbbbb up
 ip -n berth-p-web-1 addr add 10.0.0.10/24 dev lan0
 ip -n berth-p-web-1 link set lan0 up
 ip netns exec berth-p-web-1 sysctl -q -w net.ipv4.ip_unprivileged_port_start=0
-ip netns exec berth-p-web-1 sysctl -q -w net.ipv4.ping_group_range=0 2147483647
-ip netns exec berth-p-web-1 sysctl -q -w net.core.somaxconn=1024`
-	if got := strings.Join(r.log, "\n"); got != want {
+ip netns exec berth-p-web-1 sysctl -q -w 'net.ipv4.ping_group_range=0 2147483647'
+ip netns exec berth-p-web-1 sysctl -q -w net.core.somaxconn=1024
+`
+	if got := r.Commands(); got != want {
 		t.Errorf("commands:\n%s\nwant:\n%s", got, want)
 	}
-	r = &fakeRunner{}
+	r = &command.RecordingRunner{}
 	if err := NamespaceDown(context.Background(), r, ns); err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(r.log, "\n"); got != "ip link del bv-aaaaaaaaaaaa\nip link del bv-bbbbbbbbbbbb\nip netns del berth-p-web-1" {
+	if got := r.Commands(); got != "ip link del bv-aaaaaaaaaaaa\nip link del bv-bbbbbbbbbbbb\nip netns del berth-p-web-1\n" {
 		t.Errorf("down: %q", got)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/berth-sh/berth/internal/command"
 )
 
 const sandboxEnv = "BERTH_HOSTNET_SANDBOX"
@@ -55,8 +57,8 @@ func sandbox(t *testing.T) {
 	if err := syscall.Mount("tmpfs", "/run/netns", "tmpfs", 0, ""); err != nil {
 		t.Fatal(err)
 	}
-	r := ExecRunner{}
-	if err := r.Run(ctx, "ip", "link", "set", "lo", "up"); err != nil {
+	r := command.ExecRunner{}
+	if err := command.Run(ctx, r, "ip", "link", "set", "lo", "up"); err != nil {
 		t.Fatal(err)
 	}
 	if err := BridgeUp(ctx, r, Bridge{Name: "br-sandbox", Address: netip.MustParsePrefix("172.31.9.1/24")}); err != nil {

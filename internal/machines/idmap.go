@@ -1,14 +1,17 @@
-package machine
+package machines
 
 import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-sh/berth/internal/machine"
 )
 
 // IdmapSupported reports whether the file system holding dir supports
@@ -69,4 +72,34 @@ func newUserns() (int, error) {
 		return -1, fmt.Errorf("open user namespace: %w", err)
 	}
 	return fd, nil
+}
+
+// idmapOK says whether an idmapped bind of p (or, while p does not exist,
+// of its nearest existing parent) can work. Without a probe, or when the
+// probe itself fails (not root, say), it assumes so: nspawn has the final
+// word when the machine starts.
+func (h Host) idmapOK(p string) bool {
+	if h.IdmapSupported == nil {
+		return true
+	}
+	for {
+		if _, err := os.Stat(p); err == nil || filepath.Dir(p) == p {
+			break
+		}
+		p = filepath.Dir(p)
+	}
+	ok, err := h.IdmapSupported(p)
+	return ok || err != nil
+}
+
+// checkIdmap fails for an idmapped bind whose source's file system cannot
+// do it, before nspawn fails the start with a less helpful message.
+func (h Host) checkIdmap(s *machine.Spec) error {
+	for _, b := range s.Binds {
+		if b.Idmap && !h.idmapOK(b.Source) {
+			return fmt.Errorf("%w: bind %s:%s: the file system of %s does not support idmapped mounts; add the noidmap option (-v %s:%s:noidmap) and make the files owned by the machine's UID range, or use --private-users=no",
+				machine.ErrInvalidSpec, b.Source, b.Destination, b.Source, b.Source, b.Destination)
+		}
+	}
+	return nil
 }

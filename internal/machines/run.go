@@ -1,4 +1,4 @@
-package machine
+package machines
 
 import (
 	"context"
@@ -7,6 +7,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/berth-sh/berth/internal/command"
+	"github.com/berth-sh/berth/internal/machine"
+	"github.com/berth-sh/berth/internal/paths"
 )
 
 // RunOptions say how to run a machine in the foreground.
@@ -26,10 +30,10 @@ type RunOptions struct {
 
 // RunCommand is the systemd-nspawn command line that runs s in the
 // foreground, its settings coming from RuntimeNspawnDir/NAME.nspawn.
-func (h Host) RunCommand(s *Spec, o RunOptions) []string {
+func (h Host) RunCommand(s *machine.Spec, o RunOptions) []string {
 	nspawn := s.Nspawn
 	if nspawn == "" {
-		nspawn = DefaultNspawn
+		nspawn = paths.Nspawn
 	}
 	console := "--console=pipe"
 	if o.Interactive {
@@ -47,11 +51,11 @@ func (h Host) RunCommand(s *Spec, o RunOptions) []string {
 // Run runs machine s in the foreground and returns its command's exit
 // code. The settings file lives only as long as the run. Cancelling ctx
 // stops the machine (SIGTERM to nspawn, which sends the stop signal in).
-func (h Host) Run(ctx context.Context, s Spec, o RunOptions) (int, error) {
+func (h Host) Run(ctx context.Context, s machine.Spec, o RunOptions) (int, error) {
 	if err := h.checkIdmap(&s); err != nil {
 		return 0, fmt.Errorf("run %s: %w", s.Name, err)
 	}
-	f, err := RenderNspawn(&s)
+	f, err := machine.RenderNspawn(&s)
 	if err != nil {
 		return 0, fmt.Errorf("run %s: %w", s.Name, err)
 	}
@@ -80,12 +84,12 @@ func (h Host) Run(ctx context.Context, s Spec, o RunOptions) (int, error) {
 	if err := sf.Close(); err != nil {
 		return 0, fmt.Errorf("run %s: write %s: %w", s.Name, settings, err)
 	}
-	err = h.Runner.Run(ctx, Command{
+	err = h.Runner.Run(ctx, command.Command{
 		Args:  h.RunCommand(&s, o),
 		Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr,
 		OwnProcessGroup: !o.Interactive && !o.StdinTerminal,
 	})
-	if code := exitCode(err); code > 0 {
+	if code := command.ExitCode(err); code > 0 {
 		return code, nil
 	}
 	if err != nil {

@@ -1,4 +1,4 @@
-package machine
+package machines
 
 import (
 	"context"
@@ -7,50 +7,29 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/berth-sh/berth/internal/command"
+	"github.com/berth-sh/berth/internal/machine"
 )
-
-func testHost(t *testing.T, r Runner) Host {
-	d := t.TempDir()
-	return Host{
-		Runner:           r,
-		NspawnDir:        filepath.Join(d, "etc/systemd/nspawn"),
-		RuntimeNspawnDir: filepath.Join(d, "run/systemd/nspawn"),
-		UnitDir:          filepath.Join(d, "etc/systemd/system"),
-		StateDir:         filepath.Join(d, "state"),
-		MachinesDir:      filepath.Join(d, "machines"),
-		Now:              func() time.Time { return time.Unix(0, 0) },
-	}
-}
-
-func mustWrite(t *testing.T, p, data string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // TestCreateBacksAnonymousVolumes: each image VOLUME gets a host directory
 // seeded with the image's content there, bound into the machine; a volume
 // path that is a symlink out of the image must not seed from the host.
 func TestCreateBacksAnonymousVolumes(t *testing.T) {
-	h := testHost(t, ExecRunner{})
+	h := testHost(t, command.ExecRunner{})
 	img := filepath.Join(h.MachinesDir, "img")
 	mustWrite(t, filepath.Join(img, "data/seed"), "from image")
 	mustWrite(t, filepath.Join(h.MachinesDir, "secret/key"), "host secret")
 	if err := os.Symlink("../../secret", filepath.Join(img, "evil")); err != nil {
 		t.Fatal(err)
 	}
-	cfg := ImageConfig{Cmd: []string{"/bin/app"}, Volumes: map[string]struct{}{"/data": {}, "/evil": {}, "/empty": {}, "/bound": {}}}
-	s, err := SpecFromImage("img", img, cfg, Overrides{})
+	cfg := machine.ImageConfig{Cmd: []string{"/bin/app"}, Volumes: map[string]struct{}{"/data": {}, "/evil": {}, "/empty": {}, "/bound": {}}}
+	s, err := machine.SpecFromImage("img", img, cfg, machine.Overrides{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.InitBinary = "/usr/lib/berth/berth-init"
-	s.Binds = []Bind{{Source: "/srv/bound", Destination: "/bound"}}
+	s.Binds = []machine.Bind{{Source: "/srv/bound", Destination: "/bound"}}
 	vols := filepath.Join(t.TempDir(), "volumes")
 	in, err := h.Create(context.Background(), s, CreateOptions{Image: "img", VolumesDir: vols})
 	if err != nil {
@@ -91,13 +70,13 @@ func TestCreateBacksAnonymousVolumes(t *testing.T) {
 }
 
 func TestCreateFailsCleanly(t *testing.T) {
-	rr := &RecordingRunner{Results: map[string]Result{}}
+	rr := &command.RecordingRunner{Results: map[string]command.Result{}}
 	h := testHost(t, rr)
 	h.SystemdBooted = true
 	img := filepath.Join(h.MachinesDir, "img")
 	mustWrite(t, filepath.Join(img, "bin/app"), "")
-	rr.Results["systemctl daemon-reload"] = Result{Code: 1}
-	s, err := SpecFromImage("img", img, ImageConfig{Cmd: []string{"/bin/app"}}, Overrides{})
+	rr.Results["systemctl daemon-reload"] = command.Result{Code: 1}
+	s, err := machine.SpecFromImage("img", img, machine.ImageConfig{Cmd: []string{"/bin/app"}}, machine.Overrides{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,13 +95,13 @@ func TestCreateFailsCleanly(t *testing.T) {
 }
 
 func TestCreateIsExclusive(t *testing.T) {
-	h := testHost(t, &RecordingRunner{})
+	h := testHost(t, &command.RecordingRunner{})
 	unlock, err := h.lock("img")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer unlock()
-	s := Spec{Name: "img", Directory: filepath.Join(h.MachinesDir, "img"), Argv: []string{"/bin/app"}, InitBinary: "/usr/lib/berth/berth-init"}
+	s := machine.Spec{Name: "img", Directory: filepath.Join(h.MachinesDir, "img"), Argv: []string{"/bin/app"}, InitBinary: "/usr/lib/berth/berth-init"}
 	if _, err := h.Create(context.Background(), s, CreateOptions{Image: "img"}); !errors.Is(err, ErrBusy) {
 		t.Errorf("Create while locked = %v, want ErrBusy", err)
 	}
@@ -137,7 +116,7 @@ func TestCreateIsExclusive(t *testing.T) {
 // idmapped bind from such a file system is refused with advice, for create
 // and run alike, while noidmap binds and --private-users=no still work.
 func TestCreateWithoutIdmappedMounts(t *testing.T) {
-	h := testHost(t, &RecordingRunner{})
+	h := testHost(t, &command.RecordingRunner{})
 	vols := filepath.Join(t.TempDir(), "volumes")
 	var probed []string
 	h.IdmapSupported = func(dir string) (bool, error) {
@@ -146,8 +125,8 @@ func TestCreateWithoutIdmappedMounts(t *testing.T) {
 	}
 	img := filepath.Join(h.MachinesDir, "img")
 	mustWrite(t, filepath.Join(img, "data/seed"), "from image")
-	cfg := ImageConfig{Cmd: []string{"/bin/app"}, Volumes: map[string]struct{}{"/data": {}}}
-	s, err := SpecFromImage("img", img, cfg, Overrides{})
+	cfg := machine.ImageConfig{Cmd: []string{"/bin/app"}, Volumes: map[string]struct{}{"/data": {}}}
+	s, err := machine.SpecFromImage("img", img, cfg, machine.Overrides{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,71 +152,18 @@ func TestCreateWithoutIdmappedMounts(t *testing.T) {
 	}
 
 	bound := s
-	bound.Binds = []Bind{{Source: "/srv/data", Destination: "/srv", Idmap: true}}
-	if _, err := h.Create(context.Background(), bound, opts); !errors.Is(err, ErrInvalidSpec) || !strings.Contains(err.Error(), "noidmap") {
+	bound.Binds = []machine.Bind{{Source: "/srv/data", Destination: "/srv", Idmap: true}}
+	if _, err := h.Create(context.Background(), bound, opts); !errors.Is(err, machine.ErrInvalidSpec) || !strings.Contains(err.Error(), "noidmap") {
 		t.Errorf("create with an idmapped bind on a file system without idmapped mounts: %v", err)
 	}
-	if _, err := h.Run(context.Background(), bound, RunOptions{}); !errors.Is(err, ErrInvalidSpec) || !strings.Contains(err.Error(), "noidmap") {
+	if _, err := h.Run(context.Background(), bound, RunOptions{}); !errors.Is(err, machine.ErrInvalidSpec) || !strings.Contains(err.Error(), "noidmap") {
 		t.Errorf("run with an idmapped bind on a file system without idmapped mounts: %v", err)
 	}
-	if _, err := h.Planned(bound, opts); !errors.Is(err, ErrInvalidSpec) {
+	if _, err := h.Planned(bound, opts); !errors.Is(err, machine.ErrInvalidSpec) {
 		t.Errorf("planned (dry run) with an idmapped bind: %v", err)
 	}
 	bound.Binds[0].Idmap = false
 	if _, err := h.Create(context.Background(), bound, opts); err != nil {
 		t.Errorf("create with a noidmap bind: %v", err)
-	}
-}
-
-// TestExecNotRunning: exec into a machine machined does not know says it
-// is not running and how to start it.
-func TestExecNotRunning(t *testing.T) {
-	rr := &RecordingRunner{Results: map[string]Result{"machinectl show --property=Leader --value app": {Code: 1}}}
-	h := testHost(t, rr)
-	h.SystemdBooted = true
-	img := filepath.Join(h.MachinesDir, "app")
-	mustWrite(t, filepath.Join(img, "bin/app"), "")
-	s, err := SpecFromImage("app", img, ImageConfig{Cmd: []string{"/bin/app"}}, Overrides{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.InitBinary = "/usr/lib/berth/berth-init"
-	if _, err := h.Create(context.Background(), s, CreateOptions{Image: "app"}); err != nil {
-		t.Fatal(err)
-	}
-	_, err = h.Exec(context.Background(), "app", []string{"true"}, ExecOptions{})
-	if !errors.Is(err, ErrNotRunning) || !strings.Contains(err.Error(), "berth start app") {
-		t.Errorf("exec in a stopped machine: %v", err)
-	}
-}
-
-// TestRemoveResetsFailed: rm clears a failed unit from systemd's memory,
-// and a reset-failed that finds nothing to reset does not stop the removal.
-func TestRemoveResetsFailed(t *testing.T) {
-	rr := &RecordingRunner{Results: map[string]Result{
-		"systemctl --quiet is-active berth-app.service":    {Code: 3},
-		"systemctl --quiet reset-failed berth-app.service": {Code: 1},
-	}}
-	h := testHost(t, rr)
-	h.SystemdBooted = true
-	img := filepath.Join(h.MachinesDir, "app")
-	mustWrite(t, filepath.Join(img, "bin/app"), "")
-	s, err := SpecFromImage("app", img, ImageConfig{Cmd: []string{"/bin/app"}}, Overrides{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.InitBinary = "/usr/lib/berth/berth-init"
-	if _, err := h.Create(context.Background(), s, CreateOptions{Image: "app"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.Remove(context.Background(), "app", false); err != nil {
-		t.Fatalf("remove: %v", err)
-	}
-	want := "systemctl daemon-reload\nsystemctl --quiet is-active berth-app.service\nsystemctl --quiet disable berth-app.service\nsystemctl --quiet reset-failed berth-app.service\nsystemctl daemon-reload\n"
-	if got := rr.Commands(); got != want {
-		t.Errorf("commands:\n%s\nwant:\n%s", got, want)
-	}
-	if _, err := h.Instance("app"); !errors.Is(err, ErrNotFound) {
-		t.Errorf("record left after remove: %v", err)
 	}
 }
