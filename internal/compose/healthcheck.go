@@ -122,7 +122,6 @@ func (c *svcPlanner) healthTest(h *HealthPlan, test []string) bool {
 	return true
 }
 
-
 // durOr is a compose duration, or def when it is unset or 0.
 func durOr(d *types.Duration, def time.Duration) time.Duration {
 	if d == nil || *d == 0 {

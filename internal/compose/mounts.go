@@ -213,4 +213,3 @@ func tmpfsOptions(t *types.ServiceVolumeTmpfs) string {
 	}
 	return strings.Join(o, ",")
 }
-

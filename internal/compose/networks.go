@@ -268,4 +268,3 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	v |= math.MaxUint32 >> p.Bits()
 	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
-
