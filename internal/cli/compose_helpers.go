@@ -13,6 +13,7 @@ import (
 	"github.com/berth-sh/berth/internal/command"
 	"github.com/berth-sh/berth/internal/compose/health"
 	"github.com/berth-sh/berth/internal/compose/hostnet"
+	"github.com/berth-sh/berth/internal/compose/netspec"
 	"github.com/berth-sh/berth/internal/compose/udpproxy"
 )
 
@@ -71,7 +72,7 @@ func newComposeNetnsUpCmd() *cobra.Command {
 				return err
 			}
 			for _, s := range sysctls {
-				sc, err := hostnet.ParseSysctl(s)
+				sc, err := netspec.ParseSysctl(s)
 				if err != nil {
 					return err
 				}
@@ -171,7 +172,7 @@ func newComposeUDPProxyCmd() *cobra.Command {
 func parseLinks(flags []string) ([]hostnet.Link, error) {
 	var out []hostnet.Link
 	for _, f := range flags {
-		l, err := hostnet.ParseLink(f)
+		l, err := netspec.ParseLink(f)
 		if err != nil {
 			return nil, err
 		}

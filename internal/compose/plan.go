@@ -1,13 +1,14 @@
 package compose
 
 import (
+	"net/netip"
 	"path"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/compose-spec/compose-go/v2/types"
 
+	"github.com/berth-sh/berth/internal/compose/netspec"
 	"github.com/berth-sh/berth/internal/machine"
 	"github.com/berth-sh/berth/internal/paths"
 )
@@ -305,12 +306,12 @@ func (pl *planner) machineNetwork(sp *ServicePlan, in *InstancePlan, s *machine.
 		}
 	}
 	for i, ifc := range in.Interfaces {
-		link := ifc.HostIf + "," + ifc.Network.Bridge + "," + ifc.GuestIf + "," + ifc.Addr.String() + "/" + strconv.Itoa(ifc.Network.Subnet.Bits())
+		link := netspec.Link{Host: ifc.HostIf, Bridge: ifc.Network.Bridge, Guest: ifc.GuestIf, Address: netip.PrefixFrom(ifc.Addr, ifc.Network.Subnet.Bits())}
 		if i == gw {
-			link += "," + ifc.Network.Gateway.String()
+			link.Gateway = ifc.Network.Gateway
 		}
-		up = append(up, "--link", link)
-		down = append(down, "--link", link)
+		up = append(up, "--link", link.String())
+		down = append(down, "--link", link.String())
 	}
 	for _, kv := range sp.Sysctls {
 		up = append(up, "--sysctl", kv)

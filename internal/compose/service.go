@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/berth-sh/berth/internal/compose/hostnet"
+	"github.com/berth-sh/berth/internal/compose/netspec"
 	"github.com/berth-sh/berth/internal/machine"
 )
 
@@ -364,7 +364,7 @@ func (c *svcPlanner) planSysctls() {
 		kv := k + "=" + c.svc.Sysctls[k]
 		if !strings.HasPrefix(k, "net.") {
 			c.f.add(Error, c.name, at, "sysctl %q is not namespaced per machine; only net.* can be set", k)
-		} else if _, err := hostnet.ParseSysctl(kv); err != nil {
+		} else if _, err := netspec.ParseSysctl(kv); err != nil {
 			c.f.add(Error, c.name, at, "%v", err)
 		} else {
 			c.sp.Sysctls = append(c.sp.Sysctls, kv)

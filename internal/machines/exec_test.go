@@ -3,12 +3,10 @@ package machines
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/berth-sh/berth/internal/command"
-	"github.com/berth-sh/berth/internal/machine"
 )
 
 // TestExecNotRunning: exec into a machine machined does not know says it

@@ -3,11 +3,9 @@ package machines
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"testing"
 
 	"github.com/berth-sh/berth/internal/command"
-	"github.com/berth-sh/berth/internal/machine"
 )
 
 // TestRemoveResetsFailed: rm clears a failed unit from systemd's memory,

@@ -2,12 +2,10 @@ package machines
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/berth-sh/berth/internal/command"
-	"github.com/berth-sh/berth/internal/machine"
 )
 
 // TestStartKeepsSystemctlStderr: when systemctl fails, its explanation

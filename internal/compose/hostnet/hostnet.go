@@ -12,16 +12,23 @@ package hostnet
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
 
 	"github.com/berth-sh/berth/internal/command"
+	"github.com/berth-sh/berth/internal/compose/netspec"
 )
 
 // ErrInvalid is wrapped by errors about malformed arguments.
-var ErrInvalid = errors.New("invalid network argument")
+var ErrInvalid = netspec.ErrInvalid
+
+// Link, Sysctl and their parsers are the helpers' argument format, shared
+// with the converter that writes them (package netspec).
+type (
+	Link   = netspec.Link
+	Sysctl = netspec.Sysctl
+)
 
 // Bridge describes a project bridge.
 type Bridge struct {
@@ -41,7 +48,7 @@ func nftTable(bridge string) string { return "berth_" + strings.ReplaceAll(bridg
 // subnet is masqueraded to the outside; an internal one is fenced off from
 // forwarding in both directions.
 func BridgeUp(ctx context.Context, r command.Runner, b Bridge) error {
-	if err := checkIfName(b.Name); err != nil {
+	if err := netspec.CheckIfName(b.Name); err != nil {
 		return err
 	}
 	if !b.Address.IsValid() || !b.Address.Addr().Is4() {
@@ -98,7 +105,7 @@ func formatMAC(m [6]byte) string {
 
 // BridgeDown removes the bridge and berth's rules for it.
 func BridgeDown(ctx context.Context, r command.Runner, name string) error {
-	if err := checkIfName(name); err != nil {
+	if err := netspec.CheckIfName(name); err != nil {
 		return err
 	}
 	return runAll(ctx, r, "remove bridge "+name, [][]string{
@@ -107,75 +114,12 @@ func BridgeDown(ctx context.Context, r command.Runner, name string) error {
 	})
 }
 
-// Link is one machine interface: a veth pair whose host side joins Bridge
-// and whose other side, Guest, lives in the machine's namespace.
-type Link struct {
-	Host, Bridge, Guest string
-	Address             netip.Prefix
-	// Gateway, if valid, becomes the namespace's default route.
-	Gateway netip.Addr
-}
-
-// ParseLink reads the --link form HOST,BRIDGE,GUEST,ADDR/LEN[,GATEWAY].
-func ParseLink(s string) (Link, error) {
-	f := strings.Split(s, ",")
-	if len(f) != 4 && len(f) != 5 {
-		return Link{}, fmt.Errorf("parse link %q: %w: want HOST,BRIDGE,GUEST,ADDR/LEN[,GATEWAY]", s, ErrInvalid)
-	}
-	l := Link{Host: f[0], Bridge: f[1], Guest: f[2]}
-	for _, n := range []string{l.Host, l.Bridge, l.Guest} {
-		if err := checkIfName(n); err != nil {
-			return Link{}, fmt.Errorf("parse link %q: %w", s, err)
-		}
-	}
-	a, err := netip.ParsePrefix(f[3])
-	if err != nil || !a.Addr().Is4() {
-		return Link{}, fmt.Errorf("parse link %q: %w: %q is not an IPv4 address/length", s, ErrInvalid, f[3])
-	}
-	l.Address = a
-	if len(f) == 5 {
-		gw, err := netip.ParseAddr(f[4])
-		if err != nil || !gw.Is4() {
-			return Link{}, fmt.Errorf("parse link %q: %w: gateway %q is not an IPv4 address", s, ErrInvalid, f[4])
-		}
-		l.Gateway = gw
-	}
-	return l, nil
-}
-
 // Namespace is a machine's network namespace as the helper builds it.
 type Namespace struct {
 	// Name is the namespace's name under /run/netns.
 	Name    string
 	Links   []Link
 	Sysctls []Sysctl
-}
-
-// Sysctl is one net.* setting applied inside the namespace.
-type Sysctl struct{ Key, Value string }
-
-// ParseSysctl reads KEY=VALUE and allows only net.* keys made of
-// [a-z0-9_.-] without empty elements, so the key maps to a path under
-// /proc/sys/net and nowhere else.
-func ParseSysctl(s string) (Sysctl, error) {
-	k, v, ok := strings.Cut(s, "=")
-	if !ok || !strings.HasPrefix(k, "net.") {
-		return Sysctl{}, fmt.Errorf("parse sysctl %q: %w: want net.KEY=VALUE", s, ErrInvalid)
-	}
-	for _, el := range strings.Split(k, ".") {
-		if el == "" || el == ".." {
-			return Sysctl{}, fmt.Errorf("parse sysctl %q: %w: empty key element", s, ErrInvalid)
-		}
-		for _, c := range el {
-			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-				return Sysctl{}, fmt.Errorf("parse sysctl %q: %w: key character %q", s, ErrInvalid, c)
-			}
-		}
-	}
-	if strings.ContainsAny(v, "\n\x00") {
-		return Sysctl{}, fmt.Errorf("parse sysctl %q: %w: value has a newline", s, ErrInvalid)
-	}
-	return Sysctl{Key: k, Value: v}, nil
 }
 
 // NamespaceUp (re)creates the namespace and configures every link from
@@ -249,14 +193,6 @@ func runAll(ctx context.Context, r command.Runner, what string, cmds [][]string)
 		if err := command.Run(ctx, r, c...); err != nil && !optional {
 			return fmt.Errorf("%s: %w", what, err)
 		}
-	}
-	return nil
-}
-
-// checkIfName applies the kernel's interface name rules (dev_valid_name).
-func checkIfName(n string) error {
-	if n == "" || len(n) > 15 || n == "." || n == ".." || strings.ContainsAny(n, "/: \t\n") {
-		return fmt.Errorf("%w: %q is not a valid interface name", ErrInvalid, n)
 	}
 	return nil
 }

@@ -2,12 +2,12 @@ package hostnet
 
 import (
 	"context"
-	"errors"
 	"net/netip"
 	"strings"
 	"testing"
 
 	"github.com/berth-sh/berth/internal/command"
+	"github.com/berth-sh/berth/internal/compose/netspec"
 )
 
 func TestBridgeUp(t *testing.T) {
@@ -72,15 +72,15 @@ func TestBridgeUpFails(t *testing.T) {
 }
 
 func TestNamespaceUp(t *testing.T) {
-	l1, err := ParseLink("bv-aaaaaaaaaaaa,br-1,eth0,172.20.1.2/24,172.20.1.1")
+	l1, err := netspec.ParseLink("bv-aaaaaaaaaaaa,br-1,eth0,172.20.1.2/24,172.20.1.1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	l2, err := ParseLink("bv-bbbbbbbbbbbb,br-2,lan0,10.0.0.10/24")
+	l2, err := netspec.ParseLink("bv-bbbbbbbbbbbb,br-2,lan0,10.0.0.10/24")
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc, err := ParseSysctl("net.core.somaxconn=1024")
+	sc, err := netspec.ParseSysctl("net.core.somaxconn=1024")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,22 +121,3 @@ ip netns exec berth-p-web-1 sysctl -q -w net.core.somaxconn=1024
 	}
 }
 
-func TestParseRejects(t *testing.T) {
-	for _, s := range []string{
-		"a,b,c",
-		"bv-x,br-1,eth0,not-an-ip",
-		"bv-x,br/1,eth0,10.0.0.2/24",
-		"bv-x,br-1,eth 0,10.0.0.2/24",
-		"bv-x,br-1,eth0,10.0.0.2/24,::1",
-		"bv-this-name-is-too-long,br-1,eth0,10.0.0.2/24",
-	} {
-		if _, err := ParseLink(s); !errors.Is(err, ErrInvalid) {
-			t.Errorf("ParseLink(%q) = %v, want ErrInvalid", s, err)
-		}
-	}
-	for _, s := range []string{"kernel.shmmax=1", "net..x=1", "net.ipv4/../../x=1", "net.a=1\n2", "net.x"} {
-		if _, err := ParseSysctl(s); !errors.Is(err, ErrInvalid) {
-			t.Errorf("ParseSysctl(%q) = %v, want ErrInvalid", s, err)
-		}
-	}
-}

@@ -81,7 +81,9 @@ for rel in "${files[@]}"; do
 	bad=0
 	while IFS= read -r line; do
 		case "$line" in
-		'' | 'berth: convert compose project '*': compose project uses unsupported keys:') continue ;;
+		# The heading of the findings, and the continuation lines of a
+		# message of several lines (berth indents them with a tab).
+		'' | 'berth: convert compose project '*': compose project uses unsupported keys:' | $'\t'*) continue ;;
 		esac
 		grep -qE "$located_re" <<<"$line" || bad=1
 	done <<<"$msg"
