@@ -118,7 +118,6 @@ func overlapsAny(p netip.Prefix, used map[netip.Prefix]string) bool {
 	return false
 }
 
-
 // attachment is one entry of a service's networks:, validated.
 type attachment struct {
 	key     string

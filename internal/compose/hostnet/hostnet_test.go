@@ -120,4 +120,3 @@ ip netns exec berth-p-web-1 sysctl -q -w net.core.somaxconn=1024
 		t.Errorf("down: %q", got)
 	}
 }
-
