@@ -72,7 +72,13 @@ func Load(ctx context.Context, opts LoadOptions) (*Project, error) {
 		cli.WithDefaultProfiles(opts.Profiles...),
 		cli.WithName(opts.ProjectName),
 		cli.WithResolvedPaths(true),
-		cli.WithLoadOptions(func(o *loader.Options) { loadOpts = o }),
+		cli.WithLoadOptions(func(o *loader.Options) {
+			// LoadConfigFiles applies the options too, to options without
+			// interpolation; keep those of the load proper.
+			if o.Interpolate != nil {
+				loadOpts = o
+			}
+		}),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("load compose project: %w", envFileError(err))

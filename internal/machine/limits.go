@@ -20,7 +20,8 @@ var (
 	tasksRe    = regexp.MustCompile(`^([0-9]+|[0-9]+(\.[0-9]+)?%|infinity)$`)
 )
 
-func (l Limits) validate() error {
+// Validate checks every limit against the syntax systemd accepts.
+func (l Limits) Validate() error {
 	for _, c := range []struct {
 		key, v string
 		re     *regexp.Regexp

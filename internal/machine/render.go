@@ -229,8 +229,10 @@ func nspawnNetwork(net *unit.Section, s *Spec) {
 
 // ServiceCommand is the service's systemd-nspawn command line. Everything
 // else comes from NAME.nspawn, which --settings=override lets win.
-func ServiceCommand(s *Spec) []string {
-	argv := []string{cmp.Or(s.Nspawn, DefaultNspawn), "--quiet", "--keep-unit", "--settings=override",
+func ServiceCommand(s *Spec) []string { return serviceCommand(s, "--settings=override") }
+
+func serviceCommand(s *Spec, settings string) []string {
+	argv := []string{cmp.Or(s.Nspawn, DefaultNspawn), "--quiet", "--keep-unit", settings,
 		"--machine=" + s.Name, "--directory=" + s.Directory}
 	if !s.Boot {
 		// The command's stdout and stderr go straight to the journal
@@ -252,7 +254,9 @@ func RenderService(s *Spec) (*unit.File, error) {
 	f := unit.New(unit.Systemd)
 	f.Comments = []string{header}
 	serviceUnit(f.Section("Unit"), s)
-	serviceService(f.Section("Service"), s)
+	if err := serviceService(f.Section("Service"), s); err != nil {
+		return nil, err
+	}
 	f.Section("Install").Add("WantedBy", "machines.target")
 	if _, err := f.Marshal(); err != nil {
 		return nil, fmt.Errorf("render %s: %w", ServiceName(s.Name), err)
@@ -292,8 +296,15 @@ func serviceUnit(u *unit.Section, s *Spec) {
 	}
 }
 
-func serviceService(svc *unit.Section, s *Spec) {
-	svc.AddCommand("ExecStart", "", ServiceCommand(s)...)
+func serviceService(svc *unit.Section, s *Spec) error {
+	execStart := ServiceCommand(s)
+	if s.Inline {
+		var err error
+		if execStart, err = CommandLine(s); err != nil {
+			return err
+		}
+	}
+	svc.AddCommand("ExecStart", "", execStart...)
 	// KillMode=mixed: SIGTERM reaches nspawn only, which shuts the
 	// container down in order; SIGKILL then reaches everything.
 	svc.Add("KillMode", "mixed")
@@ -362,4 +373,5 @@ func serviceService(svc *unit.Section, s *Spec) {
 	for _, d := range s.Devices {
 		svc.Add("DeviceAllow", d.Source+" "+cmp.Or(d.Permissions, "rwm"))
 	}
+	return nil
 }

@@ -126,6 +126,10 @@ type Spec struct {
 	Unit UnitDeps
 	// Nspawn is the systemd-nspawn binary ("" = DefaultNspawn).
 	Nspawn string
+	// Inline puts every setting on the service's systemd-nspawn command
+	// line (CommandLine) instead of in NAME.nspawn, which is then not
+	// needed: for units made where no settings file can be written.
+	Inline bool
 }
 
 // Bind is one bind mount.
@@ -306,7 +310,7 @@ func (s *Spec) Validate() error {
 	if s.StopTimeout != nil && *s.StopTimeout < 0 {
 		return fmt.Errorf("%w: stop timeout %v is negative", ErrInvalidSpec, *s.StopTimeout)
 	}
-	for _, check := range []func() error{s.validateMounts, s.validateNetwork, s.validateUsers, s.Security.validate, s.Limits.validate, s.Restart.validate, s.validateHooks} {
+	for _, check := range []func() error{s.validateMounts, s.validateNetwork, s.validateUsers, s.Security.validate, s.Limits.Validate, s.Restart.validate, s.validateHooks} {
 		if err := check(); err != nil {
 			return err
 		}

@@ -455,6 +455,12 @@ func nspawnQuote(w string) string {
 // bindValue writes SOURCE:DEST[:OPTIONS] for bind_mount_parse(), which
 // splits on ":" and drops a backslash in front of any character. Escaping
 // whitespace too keeps conf-parser from stripping it at either end.
+// BindArg is a bind mount (source, destination, options) as nspawn's
+// --bind= and Bind= parse it: ':' and blanks in the paths escaped.
+func BindArg(source, dest string, options ...string) (string, error) {
+	return bindValue(append([]string{source, dest}, options...))
+}
+
 func bindValue(v []string) (string, error) {
 	if len(v) < 2 {
 		return "", fmt.Errorf("%w: a bind mount needs a source and a destination", ErrInvalidValue)

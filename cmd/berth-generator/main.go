@@ -1,0 +1,59 @@
+// Command berth-generator is a systemd generator (systemd.generator(7)): at
+// boot and on every daemon-reload it turns berth declarations into units.
+//
+//	berth-generator NORMAL-DIR [EARLY-DIR LATE-DIR]
+//	berth-generator --dry-run
+//
+// It reads NAME.container (and the other declaration kinds, with
+// NAME.EXT.d/*.conf drop-ins) from the search path — /etc/berth/systemd,
+// /run/berth/systemd, /usr/share/berth/systemd, the first one holding a
+// file name winning; $BERTH_UNIT_DIRS (colon-separated) replaces it — and
+// writes units into NORMAL-DIR, nowhere else, each atomically. It never
+// pulls, unpacks or runs anything: a unit whose image is missing pulls it
+// when it starts. A declaration with an error is skipped and reported as
+// FILE:LINE: error: [Group] Key: message on stderr (the journal, under
+// systemd); the generator still exits 0 so one bad file never costs the
+// boot the others. --dry-run prints the units instead, and exits 1 if any
+// declaration was skipped.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/berth-sh/berth/internal/decl"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	dryRun := len(args) == 1 && args[0] == "--dry-run"
+	if !dryRun && (len(args) != 1 && len(args) != 3 || args[0] == "" || args[0][0] == '-') {
+		fmt.Fprintln(stderr, "usage: berth-generator NORMAL-DIR [EARLY-DIR LATE-DIR] | --dry-run")
+		return 2
+	}
+	in, loadFindings := decl.Load(decl.SearchPath(getenv), decl.OSDir{})
+	units, findings := decl.Generate(in, decl.Options{})
+	findings = append(loadFindings, findings...)
+	for _, f := range findings {
+		fmt.Fprintln(stderr, "berth-generator: "+f.String())
+	}
+	if dryRun {
+		if err := decl.WriteListing(stdout, units); err != nil {
+			fmt.Fprintln(stderr, "berth-generator:", err)
+			return 1
+		}
+		if decl.Findings(findings).HasErrors() {
+			return 1
+		}
+		return 0
+	}
+	if err := decl.WriteUnits(args[0], units); err != nil {
+		fmt.Fprintln(stderr, "berth-generator:", err)
+		return 1
+	}
+	return 0
+}

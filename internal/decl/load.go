@@ -1,0 +1,115 @@
+package decl
+
+import (
+	"errors"
+	"io/fs"
+	"maps"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// DefaultUnitDirs is where declarations live, the first one holding a file
+// name winning (as quadlet's /etc/containers/systemd, /run/…, /usr/share/…).
+var DefaultUnitDirs = []string{"/etc/berth/systemd", "/run/berth/systemd", "/usr/share/berth/systemd"}
+
+// SearchPath is $BERTH_UNIT_DIRS (colon-separated, like quadlet's
+// QUADLET_UNIT_DIRS) or DefaultUnitDirs.
+func SearchPath(getenv func(string) string) []string {
+	if v := getenv("BERTH_UNIT_DIRS"); v != "" {
+		return strings.FieldsFunc(v, func(r rune) bool { return r == ':' })
+	}
+	return DefaultUnitDirs
+}
+
+// Dir is the file system the declarations are read from.
+type Dir interface {
+	ReadDir(name string) ([]fs.DirEntry, error)
+	ReadFile(name string) ([]byte, error)
+}
+
+// OSDir reads the real file system.
+type OSDir struct{}
+
+func (OSDir) ReadDir(name string) ([]fs.DirEntry, error) { return os.ReadDir(name) }
+func (OSDir) ReadFile(name string) ([]byte, error)       { return os.ReadFile(name) }
+
+// Load reads every declaration in dirs (earlier dirs win by file name) with
+// its drop-ins (NAME.EXT.d/*.conf in any dir, earlier dirs winning by conf
+// name, applied in conf-name order). A missing dir is no error; a file that
+// cannot be read or parsed is a finding and is skipped.
+func Load(dirs []string, d Dir) ([]Input, Findings) {
+	var fnd Findings
+	seen := map[string]bool{}
+	var inputs []Input
+	for _, dir := range dirs {
+		entries, err := d.ReadDir(dir)
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				fnd = append(fnd, Finding{Severity: Error, Path: dir, Msg: err.Error()})
+			}
+			continue
+		}
+		for _, e := range entries {
+			name := e.Name()
+			if seen[name] || !slices.Contains(Extensions, path.Ext(name)) || e.IsDir() {
+				continue
+			}
+			seen[name] = true
+			f, err := readDecl(d, filepath.Join(dir, name))
+			if err != nil {
+				fnd = append(fnd, Finding{Severity: Error, Path: filepath.Join(dir, name), Msg: err.Error()})
+				continue
+			}
+			for _, p := range dropins(d, dirs, name) {
+				di, err := readDecl(d, p)
+				if err != nil {
+					fnd = append(fnd, Finding{Severity: Error, Path: p, Msg: err.Error() + " (the declaration it extends is skipped)"})
+					f = nil
+					break
+				}
+				f.Merge(di)
+			}
+			if f != nil {
+				inputs = append(inputs, Input{Name: name, File: f})
+			}
+		}
+	}
+	slices.SortFunc(inputs, func(a, b Input) int { return strings.Compare(a.Name, b.Name) })
+	fnd.sort()
+	return inputs, fnd
+}
+
+func readDecl(d Dir, p string) (*File, error) {
+	b, err := d.ReadFile(p)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(p, b)
+}
+
+// dropins lists the drop-in files of declaration name, in the order they
+// apply: by conf name, the earliest dir winning for each name.
+func dropins(d Dir, dirs []string, name string) []string {
+	byName := map[string]string{}
+	for _, dir := range dirs {
+		entries, err := d.ReadDir(filepath.Join(dir, name+".d"))
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			if strings.HasSuffix(e.Name(), ".conf") && !e.IsDir() {
+				if _, ok := byName[e.Name()]; !ok {
+					byName[e.Name()] = filepath.Join(dir, name+".d", e.Name())
+				}
+			}
+		}
+	}
+	var out []string
+	for _, n := range slices.Sorted(maps.Keys(byName)) {
+		out = append(out, byName[n])
+	}
+	return out
+}

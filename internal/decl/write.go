@@ -1,0 +1,52 @@
+package decl
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/berth-sh/berth/internal/fsutil"
+)
+
+// WriteUnits writes units into a generator output directory, each file
+// atomically, and their [Install] symlinks. It writes nowhere else.
+func WriteUnits(dir string, units []Unit) error {
+	for _, u := range units {
+		if strings.ContainsRune(u.Name, '/') {
+			return fmt.Errorf("write unit %q: not a unit name", u.Name)
+		}
+		if err := fsutil.AtomicWrite(filepath.Join(dir, u.Name), u.Data, 0o644); err != nil {
+			return fmt.Errorf("write unit %s: %w", u.Name, err)
+		}
+		for _, l := range u.Links {
+			p := filepath.Join(dir, l)
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				return fmt.Errorf("link unit %s: %w", u.Name, err)
+			}
+			if err := os.Symlink(filepath.Join("..", u.Name), p); err != nil && !os.IsExist(err) {
+				return fmt.Errorf("link unit %s: %w", u.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// WriteListing prints units as `berth-generator --dry-run` shows them: a
+// "# NAME (from SOURCE)" header, the links, then the content.
+func WriteListing(w io.Writer, units []Unit) error {
+	for i, u := range units {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "# %s (from %s)\n", u.Name, u.Source)
+		for _, l := range u.Links {
+			fmt.Fprintf(w, "# link %s\n", l)
+		}
+		if _, err := w.Write(u.Data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
