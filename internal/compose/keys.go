@@ -1,35 +1,17 @@
 package compose
 
-// Support says how berth treats a compose key.
-type Support int
+import "github.com/berth-sh/berth/internal/keytable"
 
+// Support says how berth treats a key (package keytable).
+type Support = keytable.Support
+
+// The support levels.
 const (
-	// Supported keys are converted fully.
-	Supported Support = iota
-	// Partial keys are converted for some values; the others are findings
-	// (an error where ignoring them would change behaviour, else a warning).
-	Partial
-	// Ignored keys have no effect on how a service runs under berth; using
-	// one is a warning.
-	Ignored
-	// Rejected keys would change behaviour berth cannot reproduce; using one
-	// is an error.
-	Rejected
+	Supported = keytable.Supported
+	Partial   = keytable.Partial
+	Ignored   = keytable.Ignored
+	Rejected  = keytable.Rejected
 )
-
-func (s Support) String() string {
-	switch s {
-	case Supported:
-		return "supported"
-	case Partial:
-		return "partial"
-	case Ignored:
-		return "ignored (warning)"
-	case Rejected:
-		return "rejected (error)"
-	}
-	return "unknown"
-}
 
 // KeyRule is one row of the service support table.
 type KeyRule struct {

@@ -1,33 +1,17 @@
 package decl
 
-// Support says how berth treats a declaration key.
-type Support int
+import "github.com/berth-sh/berth/internal/keytable"
 
+// Support says how berth treats a key (package keytable).
+type Support = keytable.Support
+
+// The support levels.
 const (
-	// Supported keys are converted fully.
-	Supported Support = iota
-	// Partial keys are converted for some values; the others are errors.
-	Partial
-	// Ignored keys do not change how the machine runs; using one warns.
-	Ignored
-	// Rejected keys would change behaviour berth cannot reproduce; using
-	// one is an error and the declaration gets no unit.
-	Rejected
+	Supported = keytable.Supported
+	Partial   = keytable.Partial
+	Ignored   = keytable.Ignored
+	Rejected  = keytable.Rejected
 )
-
-func (s Support) String() string {
-	switch s {
-	case Supported:
-		return "supported"
-	case Partial:
-		return "partial"
-	case Ignored:
-		return "ignored (warning)"
-	case Rejected:
-		return "rejected (error)"
-	}
-	return "unknown"
-}
 
 // KeyRule is one row of a group's support table.
 type KeyRule struct {

@@ -120,84 +120,97 @@ func openLayout(dir string) (layout.Path, error) {
 	return p, nil
 }
 
-func runImage(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("mkimage image", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var (
-		out                              output
-		spec                             ImageSpec
-		layers                           layerFlags
-		entrypoint, cmd, healthCmd       string
-		envs, labels, exposes, volumes   listFlag
-		platform, created, tmp           string
-		healthNone                       bool
-		healthInterval, healthTimeout    time.Duration
-		healthStart                      time.Duration
-		healthRetries                    int
-		workdir, user, stopSignal, compr string
-	)
-	out.register(fs)
-	fs.Var(&layers, "layer", "add a layer: dir:PATH, overlay:PATH, tar:PATH or empty (repeatable, in order)")
-	fs.Var(layerOpt(&layers, "whiteout"), "whiteout", "delete PATH of lower layers in the current layer (repeatable)")
-	fs.Var(layerOpt(&layers, "opaque"), "opaque", "hide lower-layer contents of directory PATH in the current layer (repeatable)")
-	fs.Var(layerOpt(&layers, "exclude"), "exclude", "leave entries matching this pattern (and their subtrees) out of the current layer (repeatable)")
-	fs.Var(layerOpt(&layers, "chown"), "chown", "force UID:GID on every entry of the current layer (default: numeric owners as on disk)")
-	fs.StringVar(&entrypoint, "entrypoint", "", `entrypoint: JSON array ["/bin/sh","-c"] or a shell string`)
-	fs.StringVar(&cmd, "cmd", "", `command: JSON array ["sh"] or a shell string`)
-	fs.Var(&envs, "env", "environment variable KEY=VALUE (repeatable)")
-	fs.StringVar(&workdir, "workdir", "", "working directory")
-	fs.StringVar(&user, "user", "", "user[:group] to run as")
-	fs.StringVar(&stopSignal, "stop-signal", "", "stop signal, e.g. SIGINT")
-	fs.Var(&exposes, "expose", "exposed port PORT[/tcp|udp] (repeatable)")
-	fs.Var(&volumes, "volume", "volume path (repeatable)")
-	fs.Var(&labels, "label", "label KEY=VALUE (repeatable)")
-	fs.StringVar(&healthCmd, "health-cmd", "", `healthcheck test: JSON array ["CMD","curl","-f","http://localhost/"] or a shell string (CMD-SHELL)`)
-	fs.BoolVar(&healthNone, "health-none", false, "disable any inherited healthcheck (test NONE)")
-	fs.DurationVar(&healthInterval, "health-interval", 0, "healthcheck interval")
-	fs.DurationVar(&healthTimeout, "health-timeout", 0, "healthcheck timeout")
-	fs.DurationVar(&healthStart, "health-start-period", 0, "healthcheck start period")
-	fs.IntVar(&healthRetries, "health-retries", 0, "healthcheck retries")
-	fs.StringVar(&platform, "platform", "linux/"+runtime.GOARCH, "image platform os/arch[/variant]")
-	fs.StringVar(&compr, "compression", CompressGzip, "layer compression: gzip, zstd or none")
-	fs.BoolVar(&spec.Docker, "docker", false, "use Docker v2 schema 2 media types instead of OCI")
-	fs.StringVar(&created, "created", "1970-01-01T00:00:00Z", "creation time (RFC 3339); fixed so rebuilds give the same digest")
-	fs.StringVar(&tmp, "tmp", "", "scratch directory for layer files (default $TMPDIR)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (flags only)", fs.Arg(0))
-	}
-	if err := out.check(); err != nil {
-		return err
-	}
-	if len(layers.specs) == 0 {
-		return errors.New("no layers: give at least one --layer")
-	}
-	spec.Layers = layers.specs
-	spec.Compression = compr
+// imageFlags are the flags of `mkimage image` that describe the image.
+type imageFlags struct {
+	out                              output
+	spec                             ImageSpec
+	layers                           layerFlags
+	entrypoint, cmd, healthCmd       string
+	envs, labels, exposes, volumes   listFlag
+	platform, created, tmp           string
+	healthNone                       bool
+	healthInterval, healthTimeout    time.Duration
+	healthStart                      time.Duration
+	healthRetries                    int
+	workdir, user, stopSignal, compr string
+}
 
+func (f *imageFlags) register(fs *flag.FlagSet) {
+	f.out.register(fs)
+	fs.Var(&f.layers, "layer", "add a layer: dir:PATH, overlay:PATH, tar:PATH or empty (repeatable, in order)")
+	fs.Var(layerOpt(&f.layers, "whiteout"), "whiteout", "delete PATH of lower layers in the current layer (repeatable)")
+	fs.Var(layerOpt(&f.layers, "opaque"), "opaque", "hide lower-layer contents of directory PATH in the current layer (repeatable)")
+	fs.Var(layerOpt(&f.layers, "exclude"), "exclude", "leave entries matching this pattern (and their subtrees) out of the current layer (repeatable)")
+	fs.Var(layerOpt(&f.layers, "chown"), "chown", "force UID:GID on every entry of the current layer (default: numeric owners as on disk)")
+	fs.StringVar(&f.entrypoint, "entrypoint", "", `entrypoint: JSON array ["/bin/sh","-c"] or a shell string`)
+	fs.StringVar(&f.cmd, "cmd", "", `command: JSON array ["sh"] or a shell string`)
+	fs.Var(&f.envs, "env", "environment variable KEY=VALUE (repeatable)")
+	fs.StringVar(&f.workdir, "workdir", "", "working directory")
+	fs.StringVar(&f.user, "user", "", "user[:group] to run as")
+	fs.StringVar(&f.stopSignal, "stop-signal", "", "stop signal, e.g. SIGINT")
+	fs.Var(&f.exposes, "expose", "exposed port PORT[/tcp|udp] (repeatable)")
+	fs.Var(&f.volumes, "volume", "volume path (repeatable)")
+	fs.Var(&f.labels, "label", "label KEY=VALUE (repeatable)")
+	fs.StringVar(&f.healthCmd, "health-cmd", "", `healthcheck test: JSON array ["CMD","curl","-f","http://localhost/"] or a shell string (CMD-SHELL)`)
+	fs.BoolVar(&f.healthNone, "health-none", false, "disable any inherited healthcheck (test NONE)")
+	fs.DurationVar(&f.healthInterval, "health-interval", 0, "healthcheck interval")
+	fs.DurationVar(&f.healthTimeout, "health-timeout", 0, "healthcheck timeout")
+	fs.DurationVar(&f.healthStart, "health-start-period", 0, "healthcheck start period")
+	fs.IntVar(&f.healthRetries, "health-retries", 0, "healthcheck retries")
+	fs.StringVar(&f.platform, "platform", "linux/"+runtime.GOARCH, "image platform os/arch[/variant]")
+	fs.StringVar(&f.compr, "compression", CompressGzip, "layer compression: gzip, zstd or none")
+	fs.BoolVar(&f.spec.Docker, "docker", false, "use Docker v2 schema 2 media types instead of OCI")
+	fs.StringVar(&f.created, "created", "1970-01-01T00:00:00Z", "creation time (RFC 3339); fixed so rebuilds give the same digest")
+	fs.StringVar(&f.tmp, "tmp", "", "scratch directory for layer files (default $TMPDIR)")
+}
+
+// imageSpec checks the flags and fills the image spec from them.
+func (f *imageFlags) imageSpec() (ImageSpec, error) {
+	spec := f.spec
+	if err := f.out.check(); err != nil {
+		return spec, err
+	}
+	if len(f.layers.specs) == 0 {
+		return spec, errors.New("no layers: give at least one --layer")
+	}
+	spec.Layers = f.layers.specs
+	spec.Compression = f.compr
+	if err := f.config(&spec.Config); err != nil {
+		return spec, err
+	}
+	p, err := v1.ParsePlatform(f.platform)
+	if err != nil || p.OS == "" || p.Architecture == "" {
+		return spec, fmt.Errorf("parse --platform %q: want os/arch[/variant]", f.platform)
+	}
+	spec.Platform = *p
+	if spec.Created, err = time.Parse(time.RFC3339, f.created); err != nil {
+		return spec, fmt.Errorf("parse --created %q: %w", f.created, err)
+	}
+	return spec, nil
+}
+
+// config fills the image's runtime config from the flags.
+func (f *imageFlags) config(c *v1.Config) error {
 	var err error
-	c := &spec.Config
-	if c.Entrypoint, err = parseCommand("entrypoint", entrypoint, nil); err != nil {
+	if c.Entrypoint, err = parseCommand("entrypoint", f.entrypoint, nil); err != nil {
 		return err
 	}
-	if c.Cmd, err = parseCommand("cmd", cmd, nil); err != nil {
+	if c.Cmd, err = parseCommand("cmd", f.cmd, nil); err != nil {
 		return err
 	}
-	c.Env = envs
+	c.Env = f.envs
 	for _, e := range c.Env {
 		if !strings.Contains(e, "=") {
 			return fmt.Errorf("parse --env %q: want KEY=VALUE", e)
 		}
 	}
-	c.WorkingDir, c.User, c.StopSignal = workdir, user, stopSignal
-	if c.Labels, err = keyValues("label", labels); err != nil {
+	c.WorkingDir, c.User, c.StopSignal = f.workdir, f.user, f.stopSignal
+	if c.Labels, err = keyValues("label", f.labels); err != nil {
 		return err
 	}
-	if len(exposes) > 0 {
+	if len(f.exposes) > 0 {
 		c.ExposedPorts = map[string]struct{}{}
-		for _, p := range exposes {
+		for _, p := range f.exposes {
 			port, err := parsePort(p)
 			if err != nil {
 				return err
@@ -205,9 +218,9 @@ func runImage(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			c.ExposedPorts[port] = struct{}{}
 		}
 	}
-	if len(volumes) > 0 {
+	if len(f.volumes) > 0 {
 		c.Volumes = map[string]struct{}{}
-		for _, v := range volumes {
+		for _, v := range f.volumes {
 			if !strings.HasPrefix(v, "/") {
 				return fmt.Errorf("parse --volume %q: want an absolute path", v)
 			}
@@ -215,27 +228,36 @@ func runImage(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	switch {
-	case healthNone && healthCmd != "":
+	case f.healthNone && f.healthCmd != "":
 		return errors.New("--health-none and --health-cmd exclude each other")
-	case healthNone:
+	case f.healthNone:
 		c.Healthcheck = &v1.HealthConfig{Test: []string{"NONE"}}
-	case healthCmd != "":
-		test, err := parseCommand("health-cmd", healthCmd, []string{"CMD-SHELL"})
+	case f.healthCmd != "":
+		test, err := parseCommand("health-cmd", f.healthCmd, []string{"CMD-SHELL"})
 		if err != nil {
 			return err
 		}
-		c.Healthcheck = &v1.HealthConfig{Test: test, Interval: healthInterval, Timeout: healthTimeout, StartPeriod: healthStart, Retries: healthRetries}
+		c.Healthcheck = &v1.HealthConfig{Test: test, Interval: f.healthInterval, Timeout: f.healthTimeout, StartPeriod: f.healthStart, Retries: f.healthRetries}
 	}
-	p, err := v1.ParsePlatform(platform)
-	if err != nil || p.OS == "" || p.Architecture == "" {
-		return fmt.Errorf("parse --platform %q: want os/arch[/variant]", platform)
-	}
-	spec.Platform = *p
-	if spec.Created, err = time.Parse(time.RFC3339, created); err != nil {
-		return fmt.Errorf("parse --created %q: %w", created, err)
-	}
+	return nil
+}
 
-	work, err := os.MkdirTemp(tmp, "mkimage-")
+func runImage(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("mkimage image", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f imageFlags
+	f.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (flags only)", fs.Arg(0))
+	}
+	spec, err := f.imageSpec()
+	if err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp(f.tmp, "mkimage-")
 	if err != nil {
 		return fmt.Errorf("create scratch directory: %w", err)
 	}
@@ -248,6 +270,7 @@ func runImage(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("digest image: %w", err)
 	}
+	out := f.out
 	if out.layout != "" {
 		lp, err := openLayout(out.layout)
 		if err != nil {
