@@ -15,17 +15,28 @@
 // systemd); the generator still exits 0 so one bad file never costs the
 // boot the others. --dry-run prints the units instead, and exits 1 if any
 // declaration was skipped.
+//
+// It also makes one unit per image name of every OCI image layout under
+// /var/lib/berth/layouts ($BERTH_LAYOUT_DIRS, colon-separated, replaces
+// it), reading only each layout's index.json.
 package main
 
 import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 
 	"github.com/berth-sh/berth/internal/decl"
 )
 
 func main() {
+	// A generator runs for milliseconds at every boot and daemon-reload,
+	// allocating in proportion to its declarations: collecting garbage
+	// would only cost boot time. The limit makes the collector run should
+	// a huge declaration set ever need it.
+	debug.SetGCPercent(-1)
+	debug.SetMemoryLimit(256 << 20)
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }
 
@@ -36,7 +47,9 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return 2
 	}
 	in, loadFindings := decl.Load(decl.SearchPath(getenv), decl.OSDir{})
-	units, findings := decl.Generate(in, decl.Options{})
+	layouts, layoutFindings := decl.LoadLayouts(decl.LayoutPath(getenv), decl.OSDir{})
+	units, findings := decl.Generate(in, decl.Options{Layouts: layouts})
+	loadFindings = append(loadFindings, layoutFindings...)
 	findings = append(loadFindings, findings...)
 	for _, f := range findings {
 		fmt.Fprintln(stderr, "berth-generator: "+f.String())

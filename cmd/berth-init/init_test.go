@@ -74,7 +74,9 @@ func TestCommandNotFound(t *testing.T) {
 func TestUsageErrors(t *testing.T) {
 	for _, args := range [][]string{{}, {"sh"}, {"--"}, {"--user"}, {"--bogus", "--", "sh"},
 		{"--argv-json"}, {"--argv-json", "[]"}, {"--argv-json", `"sh"`}, {"--argv-json", `["sh"]`, "--", "sh"},
-		{"--env-json", `["NOEQ"]`, "--", "sh"}, {"--env-json", `{}`, "--", "sh"}, {"--env-json", `["=x"]`, "--", "sh"}} {
+		{"--env-json", `["NOEQ"]`, "--", "sh"}, {"--env-json", `{}`, "--", "sh"}, {"--env-json", `["=x"]`, "--", "sh"},
+		{"--env", "NOEQ", "--", "sh"}, {"--cmd", "sh"}, {"--cmd-json", `["sh"]`}, {"--image-config"},
+		{"--image-config", "/x", "--cmd-json", `["sh"]`, "--cmd"}, {"--stop-signal", "SIGBOGUS", "--", "sh"}} {
 		out, err := initCmd(t, args...).CombinedOutput()
 		if got := exitCode(t, err); got != exitInit {
 			t.Errorf("%q: exit %d, want %d", args, got, exitInit)
@@ -88,7 +90,21 @@ func TestUsageErrors(t *testing.T) {
 // TestForwardsSignals sends SIGTERM to berth-init and expects the command's
 // trap to see it.
 func TestForwardsSignals(t *testing.T) {
-	cmd := initCmd(t, "--", "/bin/sh", "-c", `trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.1; done`)
+	rest, code := signalWhenReady(t, syscall.SIGTERM, "--", "/bin/sh", "-c", `trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.1; done`)
+	if rest != "got-term\n" {
+		t.Errorf("after SIGTERM the command printed %q", rest)
+	}
+	if code != 7 {
+		t.Errorf("exit %d, want 7", code)
+	}
+}
+
+// signalWhenReady runs berth-init with args, whose command prints "ready"
+// once it can take signals, sends berth-init sig, and returns the next
+// line the command printed and berth-init's exit code.
+func signalWhenReady(t *testing.T, sig syscall.Signal, args ...string) (string, int) {
+	t.Helper()
+	cmd := initCmd(t, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -98,19 +114,13 @@ func TestForwardsSignals(t *testing.T) {
 	}
 	r := bufio.NewReader(stdout)
 	if line, _ := r.ReadString('\n'); line != "ready\n" {
-		t.Fatalf("first line %q", line)
+		t.Fatalf("%q: first line %q", args, line)
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 	rest, _ := r.ReadString('\n')
-	err = cmd.Wait()
-	if rest != "got-term\n" {
-		t.Errorf("after SIGTERM the command printed %q", rest)
-	}
-	if got := exitCode(t, err); got != 7 {
-		t.Errorf("exit %d, want 7", got)
-	}
+	return rest, exitCode(t, cmd.Wait())
 }
 
 // TestReapsOrphans makes the command orphan a process that exits at once;
@@ -280,5 +290,161 @@ func TestJSONCommandAndEnv(t *testing.T) {
 	}
 	if want := "line1\nline2\x7f|replaced|arg\nwith newline\n"; string(out) != want {
 		t.Errorf("output %q, want %q", out, want)
+	}
+}
+
+// writeImageConfig writes an image config blob with config c.
+func writeImageConfig(t *testing.T, c string) string {
+	t.Helper()
+	p := t.TempDir() + "/image.json"
+	if err := os.WriteFile(p, []byte(`{"architecture":"amd64","os":"linux","config":`+c+`,"rootfs":{"type":"layers","diff_ids":[]}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestResolve applies docker's rules for an image's defaults and the
+// machine's overrides.
+func TestResolve(t *testing.T) {
+	var img imageConfig
+	img.Config.Entrypoint = []string{"/entry", "-e"}
+	img.Config.Cmd = []string{"serve", "--port", "80"}
+	img.Config.Env = []string{"PATH=/bin", "A=image", "B=image"}
+	img.Config.User = "app"
+	img.Config.WorkingDir = "srv/./app"
+	img.Config.StopSignal = "SIGQUIT"
+	for _, tt := range []struct {
+		name string
+		o    options
+		want options
+	}{
+		{"image defaults", options{},
+			options{argv: []string{"/entry", "-e", "serve", "--port", "80"}, env: []string{"PATH=/bin", "A=image", "B=image"}, user: "app", workdir: "/srv/app", stopSignal: "SIGQUIT"}},
+		{"cmd replaced", options{cmd: []string{"migrate"}, cmdSet: true},
+			options{argv: []string{"/entry", "-e", "migrate"}, env: img.Config.Env, user: "app", workdir: "/srv/app", stopSignal: "SIGQUIT"}},
+		{"cmd cleared", options{cmd: []string{}, cmdSet: true},
+			options{argv: []string{"/entry", "-e"}, env: img.Config.Env, user: "app", workdir: "/srv/app", stopSignal: "SIGQUIT"}},
+		{"whole command, overrides win", options{argv: []string{"sh"}, user: "0:0", workdir: "/tmp", stopSignal: "SIGINT", env: []string{"B=mine", "C=mine", "HOME=/data", "C=last"}},
+			options{argv: []string{"sh"}, env: []string{"PATH=/bin", "A=image", "B=mine", "C=last", "HOME=/data"}, user: "0:0", workdir: "/tmp", stopSignal: "SIGINT", keepHome: true}},
+	} {
+		got, err := resolve(tt.o, img)
+		if err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+			continue
+		}
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%s:\ngot  %+v\nwant %+v", tt.name, got, tt.want)
+		}
+	}
+	var empty imageConfig
+	if _, err := resolve(options{}, empty); !errors.Is(err, errNoCommand) {
+		t.Errorf("no command: %v", err)
+	}
+	if _, err := resolve(options{cmd: []string{}, cmdSet: true}, empty); !errors.Is(err, errNoCommand) {
+		t.Errorf("cleared Cmd without Entrypoint: %v", err)
+	}
+	empty.Config.Cmd = []string{"x"}
+	empty.Config.StopSignal = "SIGNOPE"
+	if _, err := resolve(options{}, empty); err == nil {
+		t.Error("an unknown image STOPSIGNAL was accepted")
+	}
+	if _, err := resolve(options{stopSignal: "SIGTERM"}, empty); err != nil {
+		t.Errorf("an explicit stop signal must win over the image's bad one: %v", err)
+	}
+}
+
+func TestParseSignal(t *testing.T) {
+	for in, want := range map[string]syscall.Signal{
+		"": syscall.SIGTERM, "SIGINT": syscall.SIGINT, "quit": syscall.SIGQUIT, "9": syscall.SIGKILL,
+		"SIGUSR2": syscall.SIGUSR2, "RTMIN": 34, "SIGRTMIN+3": 37, "sigrtmin+30": 64, "64": 64,
+	} {
+		if got, err := parseSignal(in); err != nil || got != want {
+			t.Errorf("parseSignal(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"SIGNOPE", "0", "65", "RTMIN+31", "RTMIN-1", "RTMIN+-1", "RTMIN3"} {
+		if _, err := parseSignal(in); err == nil {
+			t.Errorf("parseSignal(%q) accepted", in)
+		}
+	}
+}
+
+// TestImageConfig starts a command from an image config: the image's
+// Entrypoint with a replaced Cmd, its environment under the overrides,
+// its relative WORKDIR from /. berth-init must have re-executed itself
+// with the resolved settings, which the command reads from its parent.
+func TestImageConfig(t *testing.T) {
+	cfg := writeImageConfig(t, `{"Entrypoint":["/bin/sh","-c","echo \"$0|$A|$B|$HOME|$(pwd)\"; tr '\\0' ' ' < /proc/$PPID/cmdline; echo; tr '\\0' '\\n' < /proc/$PPID/environ | grep '^A='"],"Cmd":["image-cmd"],"Env":["A=image","B=image\nline"],"WorkingDir":"."}`)
+	cmd := initCmd(t, "--image-config", cfg, "--env", "A=mine", "--cmd", "my-cmd")
+	out, err := cmd.CombinedOutput()
+	if code := exitCode(t, err); code != 0 {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+	lines := strings.Split(string(out), "\n")
+	root, err := resolveUser("", readPasswd("/etc/passwd"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lines) < 4 || lines[0] != "my-cmd|mine|image" || lines[1] != "line|"+root.Home+"|/" {
+		t.Errorf("command output %q", out)
+	}
+	if want := " -- /bin/sh -c "; !strings.Contains(lines[2], want) || strings.Contains(lines[2], "--image-config") {
+		t.Errorf("berth-init did not re-execute itself resolved: its command line is %q", lines[2])
+	}
+	if lines[3] != "A=mine" {
+		t.Errorf("berth-init's own environment has %q, want A=mine", lines[3])
+	}
+}
+
+// TestImageConfigErrors: a missing or broken config, or one that gives no
+// command, is berth-init's own failure (125), with a message naming it.
+func TestImageConfigErrors(t *testing.T) {
+	for _, tt := range []struct {
+		config string
+		want   string
+	}{
+		{"", "no such file"},
+		{`{}`, "no command"},
+		{`{"Cmd":[]}`, "no command"},
+		{`{"Cmd":"sh"}`, "parse image config"},
+		{`{"Cmd":["sh"],"Env":["NOEQ"]}`, "not KEY=VALUE"},
+		{`{"Cmd":["sh"],"StopSignal":"SIGNOPE"}`, "stop signal"},
+	} {
+		p := t.TempDir() + "/missing.json"
+		if tt.config != "" {
+			p = writeImageConfig(t, tt.config)
+		}
+		out, err := initCmd(t, "--image-config", p).CombinedOutput()
+		if code := exitCode(t, err); code != exitInit || !strings.Contains(string(out), tt.want) {
+			t.Errorf("config %s: exit %d, output %q; want %d and %q", tt.config, code, out, exitInit, tt.want)
+		}
+	}
+}
+
+// TestStopSignal sends SIGTERM (nspawn's KillSignal= for machines that
+// resolve their image at start) to berth-init: the command gets the
+// image's STOPSIGNAL, or the explicit --stop-signal over it.
+func TestStopSignal(t *testing.T) {
+	script := `trap 'echo got-usr1; exit 1' USR1; trap 'echo got-usr2; exit 2' USR2; trap 'echo got-term; exit 15' TERM; echo ready; while :; do sleep 0.1; done`
+	cfg := writeImageConfig(t, `{"Cmd":["/bin/sh","-c",`+strconv.Quote(script)+`],"StopSignal":"SIGUSR1"}`)
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--image-config", cfg}, "got-usr1\n"},
+		{[]string{"--image-config", cfg, "--stop-signal", "SIGUSR2"}, "got-usr2\n"},
+		{[]string{"--stop-signal", "12", "--", "/bin/sh", "-c", script}, "got-usr2\n"},
+		{[]string{"--", "/bin/sh", "-c", script}, "got-term\n"},
+	} {
+		if rest, _ := signalWhenReady(t, syscall.SIGTERM, tt.args...); rest != tt.want {
+			t.Errorf("%q: after SIGTERM the command printed %q, want %q", tt.args, rest, tt.want)
+		}
+	}
+}
+
+func TestMergeEnv(t *testing.T) {
+	got := mergeEnv([]string{"A=1", "B=2", "A=3"}, []string{"C=4", "B=5", "C=6"})
+	if want := []string{"A=3", "B=5", "C=6"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("got %q, want %q", got, want)
 	}
 }

@@ -1,18 +1,32 @@
 // Command berth-init is PID 1 of berth app machines. systemd-nspawn starts
 // it (bind-mounted read-only from the host) as
 //
-//	berth-init [--user USER] [--workdir DIR] [--keep-home] [--env-json JSON] -- COMMAND [ARG...]
+//	berth-init [OPTIONS] -- COMMAND [ARG...]
 //	berth-init [OPTIONS] --argv-json JSON
+//	berth-init --image-config FILE [OPTIONS] [--cmd [ARG...] | --cmd-json JSON]
 //
-// --argv-json and --env-json carry a command and environment assignments as
-// JSON lists of strings, for values with characters (newlines) that the
-// .nspawn file that starts berth-init cannot hold.
+// OPTIONS are --user USER, --workdir DIR, --keep-home, --stop-signal SIG,
+// --env KEY=VALUE (repeatable), --env-json JSON, and for machines made from
+// declarations --env-file FILE, --group-add GROUP and --sysctl net.K=V
+// (each repeatable; extra.go). --argv-json, --cmd-json
+// and --env-json carry a command, a Cmd and environment assignments as JSON
+// lists of strings, for values with characters (newlines) that the .nspawn
+// file that starts berth-init cannot hold.
+//
+// With --image-config, the machine's command, environment, user, working
+// directory and stop signal come from the image config berth keeps with the
+// machine, read when the machine starts: the options are overrides applied
+// with docker's rules (see resolve). "-- COMMAND" then replaces the image's
+// Entrypoint and Cmd, "--cmd ARG..." only its Cmd; without either the
+// image's own run. berth-init then re-executes itself with the resolved
+// command line and environment, so /proc/1 shows what the command got.
 //
 // It switches to the image's user itself, reading the machine's /etc/passwd
 // and /etc/group (nspawn's own User= asks NSS via getent, which images
 // without a libc or with a uid not in /etc/passwd do not have), starts the
-// command, forwards signals to it, reaps every orphan the kernel hands to
-// PID 1, and exits with the command's status (128+N if signal N killed it).
+// command, forwards signals to it (SIGTERM, nspawn's request to stop, as
+// the stop signal), reaps every orphan the kernel hands to PID 1, and exits
+// with the command's status (128+N if signal N killed it).
 //
 // It must stay a static binary with no dependencies (CGO_ENABLED=0): it runs
 // in scratch images.
@@ -43,10 +57,21 @@ type options struct {
 	workdir  string
 	keepHome bool
 	argv     []string
-	env      []string // KEY=VALUE from --env-json, overriding berth-init's own
+	env      []string // KEY=VALUE from --env and --env-json, overriding berth-init's own
+	// stopSignal is sent to the command when berth-init gets SIGTERM
+	// ("" = SIGTERM itself).
+	stopSignal string
+	// imageConfig is the image config to resolve the command from; cmd
+	// (when cmdSet) replaces its Cmd.
+	imageConfig string
+	cmd         []string
+	cmdSet      bool
+	// Options of machines made from declarations (extra.go): env files
+	// read at start, supplementary groups, net.* sysctls.
+	envFiles, groupAdd, sysctls []string
 }
 
-const usage = "usage: berth-init [--user USER] [--workdir DIR] [--keep-home] [--env-json JSON] {-- COMMAND [ARG...] | --argv-json JSON}"
+const usage = "usage: berth-init [--image-config FILE] [--user USER] [--workdir DIR] [--keep-home] [--stop-signal SIG] [--env KEY=VALUE]... [--env-json JSON] [--env-file FILE]... [--group-add GROUP]... [--sysctl net.KEY=VALUE]... {-- COMMAND [ARG...] | --argv-json JSON | --cmd [ARG...] | --cmd-json JSON}"
 
 // jsonList decodes the value of option name, a JSON list of strings.
 func jsonList(name, v string) ([]string, error) {
@@ -67,49 +92,83 @@ func parseArgs(args []string) (options, error) {
 			if len(o.argv) == 0 {
 				return o, errors.New("no command after --")
 			}
-			return o, nil
-		case "--user", "--workdir", "--env-json", "--argv-json":
+			return o.check()
+		case "--cmd":
+			// The rest replaces the image's Cmd; nothing clears it.
+			o.cmd, o.cmdSet = append([]string{}, args[i+1:]...), true
+			return o.check()
+		case "--keep-home":
+			o.keepHome = true
+		case "--user", "--workdir", "--env", "--env-json", "--argv-json", "--cmd-json", "--image-config", "--stop-signal", "--env-file", "--group-add", "--sysctl":
 			if i+1 >= len(args) {
 				return o, fmt.Errorf("%s needs a value", a)
 			}
 			i++
+			v := args[i]
 			switch a {
-			case "--user":
-				o.user = args[i]
-			case "--workdir":
-				o.workdir = args[i]
-			case "--env-json":
-				env, err := jsonList(a, args[i])
-				if err != nil {
+			case "--env-file", "--group-add", "--sysctl":
+				if err := o.setExtra(a, v); err != nil {
 					return o, err
 				}
-				for _, kv := range env {
-					if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
-						return o, fmt.Errorf("%s: %q is not KEY=VALUE", a, kv)
+			case "--user":
+				o.user = v
+			case "--workdir":
+				o.workdir = v
+			case "--image-config":
+				o.imageConfig = v
+			case "--stop-signal":
+				if _, err := parseSignal(v); err != nil {
+					return o, fmt.Errorf("%s: %w", a, err)
+				}
+				o.stopSignal = v
+			case "--env", "--env-json":
+				env := []string{v}
+				if a == "--env-json" {
+					var err error
+					if env, err = jsonList(a, v); err != nil {
+						return o, err
 					}
 				}
+				if err := checkAssignments(a, env); err != nil {
+					return o, err
+				}
 				o.env = append(o.env, env...)
-			case "--argv-json":
-				argv, err := jsonList(a, args[i])
+			case "--argv-json", "--cmd-json":
+				l, err := jsonList(a, v)
 				if err != nil {
 					return o, err
 				}
-				if len(argv) == 0 {
+				if i+1 != len(args) {
+					return o, fmt.Errorf("%s must be the last option", a)
+				}
+				if a == "--cmd-json" {
+					o.cmd, o.cmdSet = append([]string{}, l...), true
+					return o.check()
+				}
+				if len(l) == 0 {
 					return o, errors.New("--argv-json: empty command")
 				}
-				if i+1 != len(args) {
-					return o, errors.New("--argv-json must be the last option")
-				}
-				o.argv = argv
-				return o, nil
+				o.argv = l
+				return o.check()
 			}
-		case "--keep-home":
-			o.keepHome = true
 		default:
 			return o, fmt.Errorf("unknown option %q", a)
 		}
 	}
-	return o, errors.New("missing -- before the command")
+	return o.check()
+}
+
+// check rejects what parseArgs cannot tell option by option: a command is
+// needed unless the image config gives one, and a Cmd needs an image
+// whose Cmd it replaces.
+func (o options) check() (options, error) {
+	switch {
+	case o.cmdSet && o.imageConfig == "":
+		return o, errors.New("--cmd and --cmd-json replace the image's Cmd: they need --image-config")
+	case o.argv == nil && !o.cmdSet && o.imageConfig == "":
+		return o, errors.New("missing -- before the command")
+	}
+	return o, nil
 }
 
 func main() {
@@ -122,12 +181,42 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "berth-init: %v\n%s\n", err, usage)
 		return exitInit
 	}
+	if err := o.readEnvFiles(); err != nil {
+		fmt.Fprintf(stderr, "berth-init: %v\n", err)
+		return exitInit
+	}
+	environ := os.Environ()
+	if o.imageConfig != "" {
+		img, err := readImageConfig(o.imageConfig)
+		if err == nil {
+			o, err = resolve(o, img)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "berth-init: %v\n", err)
+			return exitInit
+		}
+		environ, o.env = mergeEnv(environ, o.env), nil
+		// Go on as the resolved command line and environment: what
+		// enters the machine later (berth compose exec, health checks)
+		// takes its options from /proc/1/cmdline and its environment
+		// from /proc/1/environ. Should the exec fail, berth-init goes
+		// on as it is, with the same settings.
+		_ = syscall.Exec("/proc/self/exe", o.args(os.Args[0]), environ)
+	}
+	stop, err := parseSignal(o.stopSignal)
+	if err != nil { // checked by parseArgs and resolve
+		fmt.Fprintf(stderr, "berth-init: %v\n", err)
+		return exitInit
+	}
 	u, err := resolveUser(o.user, readPasswd("/etc/passwd"), readGroup("/etc/group"))
+	if err == nil {
+		err = o.applyExtras(&u)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "berth-init: %v\n", err)
 		return exitInit
 	}
-	env := childEnv(overrideEnv(os.Environ(), o.env), u, o.keepHome)
+	env := childEnv(mergeEnv(environ, o.env), u, o.keepHome)
 
 	dir := o.workdir
 	if dir == "" {
@@ -195,6 +284,10 @@ func run(args []string, stderr io.Writer) int {
 		case syscall.SIGURG:
 			// The Go runtime preempts goroutines with SIGURG; those
 			// are not meant for the command.
+		case syscall.SIGTERM:
+			// nspawn's request to stop (KillSignal=): the command
+			// gets its stop signal.
+			_ = syscall.Kill(pid, stop)
 		default:
 			_ = syscall.Kill(pid, s)
 		}
@@ -252,26 +345,6 @@ func childEnv(env []string, u execUser, keepHome bool) []string {
 		out = append(out, "USER="+u.Name, "LOGNAME="+u.Name)
 	}
 	return out
-}
-
-// overrideEnv is env with the assignments of over replacing those of the
-// same keys, so a key is never set twice.
-func overrideEnv(env, over []string) []string {
-	if len(over) == 0 {
-		return env
-	}
-	keys := map[string]bool{}
-	for _, kv := range over {
-		k, _, _ := strings.Cut(kv, "=")
-		keys[k] = true
-	}
-	out := make([]string, 0, len(env)+len(over))
-	for _, kv := range env {
-		if k, _, _ := strings.Cut(kv, "="); !keys[k] {
-			out = append(out, kv)
-		}
-	}
-	return append(out, over...)
 }
 
 // lookPath finds name on the command's PATH (not berth-init's), as docker

@@ -130,7 +130,16 @@ func newComposeHealthCmd() *cobra.Command {
 				_, err := daemon.SdNotify(false, msg)
 				return err
 			}
-			return health.Watch(cmd.Context(), c, p, health.RealClock{}, notify, health.SaveFile(state))
+			if c.UntilHealthy {
+				// Run as ExecStartPost=: the unit's main process
+				// (nspawn) is the one that notifies.
+				notify = func(string) error { return nil }
+			}
+			save := func(health.State) error { return nil }
+			if state != "" {
+				save = health.SaveFile(state)
+			}
+			return health.Watch(cmd.Context(), c, p, health.RealClock{}, notify, save)
 		},
 	}
 	f := cmd.Flags()
@@ -140,8 +149,10 @@ func newComposeHealthCmd() *cobra.Command {
 	f.Uint64Var(&c.Retries, "retries", 3, "consecutive failures that make the machine unhealthy")
 	f.DurationVar(&c.StartPeriod, "start-period", 0, "time after start in which failures do not count")
 	f.DurationVar(&c.StartInterval, "start-interval", 5*time.Second, "time between checks in the start period")
-	f.StringVar(&state, "state", "", "file the health state is saved to (read by berth compose ps)")
+	f.StringVar(&state, "state", "", "file the health state is saved to (read by berth compose ps; none if empty)")
 	f.BoolVar(&shell, "shell", false, "run TEST with /bin/sh -c (CMD-SHELL)")
+	f.BoolVar(&c.ExitUnhealthy, "exit-unhealthy", false, "fail whenever the machine turns unhealthy (units bound to this one stop)")
+	f.BoolVar(&c.UntilHealthy, "until-healthy", false, "exit once the check passed (a wait, as ExecStartPost=)")
 	return cmd
 }
 

@@ -190,8 +190,12 @@ func TestComposeConvertUsesPulledImages(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
+	if strings.Contains(errOut, "not pulled") {
+		t.Errorf("a pulled image was reported as not pulled: %s", errOut)
+	}
 	for _, want := range []string{
-		`"--" "/usr/sbin/exampled" "--foreground"`,
+		// The command is the image's, read when the machine starts.
+		`Parameters="/.berth/init" "--image-config" "/.berth/image.json"` + "\n",
 		`"--interval" "7s"`,
 		`"--" "/usr/bin/probe"`,
 		"Requires=berth-img-d-1_health.service",
@@ -199,5 +203,26 @@ func TestComposeConvertUsesPulledImages(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("listing lacks %s", want)
 		}
+	}
+}
+
+// TestComposeConvertWithoutPulledImages converts a project whose images
+// berth has never pulled, as docker compose config does: the machines
+// resolve their images at start; a warning names what is not known yet.
+func TestComposeConvertWithoutPulledImages(t *testing.T) {
+	dir := t.TempDir()
+	yml := "name: fresh\nservices:\n  web:\n    image: example/web:1\n    command: [serve]\n"
+	if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := runCompose(t, "--root", t.TempDir(), "compose", "--project-directory", dir, "convert")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if want := `image "example/web:1" is not pulled, so its VOLUMEs and HEALTHCHECK are not known`; !strings.Contains(errOut, want) {
+		t.Errorf("stderr lacks %q:\n%s", want, errOut)
+	}
+	if want := `"--image-config" "/.berth/image.json" "--cmd" "serve"`; !strings.Contains(out, want) {
+		t.Errorf("listing lacks %s", want)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/berth-sh/berth/internal/machine"
 	"github.com/berth-sh/berth/internal/machines"
+	"github.com/berth-sh/berth/internal/store"
 )
 
 func newCreateCmd(env Env, g *Globals) *cobra.Command {
@@ -40,7 +41,11 @@ Start the machine with ` + "`berth start NAME`" + `.`,
 				return err
 			}
 			h := machineHost(env, g)
-			s, err := mf.spec(cmd, env, g, name, image, filepath.Join(g.MachinesDir, name), args[2:])
+			// The machine reads its image's defaults from the config
+			// kept with it when it starts (Create copies it along
+			// with a copied tree), so a new pull of the image needs
+			// no new units.
+			s, err := mf.spec(cmd, env, g, name, image, filepath.Join(g.MachinesDir, name), args[2:], store.ConfigPath(g.MachinesDir, name))
 			if err != nil {
 				return fmt.Errorf("create %s: %w", name, err)
 			}

@@ -19,7 +19,7 @@ var updateGolden = flag.Bool("update", false, "rewrite the expected output of go
 // testdata/create/*.txtar archive: image.json is the pulled image's config,
 // the comment's "args:" line the arguments after --dry-run (a JSON array),
 // and want the output (stdout, or "ERROR: " and stderr, with the temporary
-// directories as $ETC, $MACHINES and $INIT). Every unit printed must pass
+// directories as $ETC, $MACHINES, $INIT and $ROOT). Every unit printed must pass
 // systemd-analyze verify with empty output.
 func TestCreateGolden(t *testing.T) {
 	archives, _ := filepath.Glob("testdata/create/*.txtar")
@@ -61,7 +61,7 @@ func runCreateGolden(t *testing.T, archive string) {
 	if code != 0 {
 		got = "ERROR: " + errOut
 	}
-	got = strings.NewReplacer(fs.etc, "$ETC", dirs["BERTH_MACHINES_DIR"], "$MACHINES", dirs["BERTH_INIT"], "$INIT").Replace(got)
+	got = strings.NewReplacer(fs.etc, "$ETC", dirs["BERTH_MACHINES_DIR"], "$MACHINES", dirs["BERTH_INIT"], "$INIT", dirs["BERTH_ROOT"], "$ROOT").Replace(got)
 	wantIdx := -1
 	for i, f := range ar.Files {
 		if f.Name == "want" {

@@ -53,8 +53,11 @@ func (f *machineFlags) register(cmd *cobra.Command) {
 }
 
 // spec builds the Spec of machine name from image (a pulled machine) and
-// the flags; cmdArgs replace the image's CMD when given.
-func (f *machineFlags) spec(cmd *cobra.Command, env Env, g *Globals, name, image, dir string, cmdArgs []string) (machine.Spec, error) {
+// the flags; cmdArgs replace the image's CMD when given. With configPath,
+// the machine resolves the image's defaults when it starts, from the
+// config kept there (machine.Spec.ResolveAtStart); without, they are
+// resolved now.
+func (f *machineFlags) spec(cmd *cobra.Command, env Env, g *Globals, name, image, dir string, cmdArgs []string, configPath string) (machine.Spec, error) {
 	_, cfg, err := store.LoadMachine(g.Root, image)
 	if err != nil {
 		return machine.Spec{}, fmt.Errorf("load image %s: %w (pull it with `berth pull`)", image, err)
@@ -112,6 +115,13 @@ func (f *machineFlags) spec(cmd *cobra.Command, env Env, g *Globals, name, image
 			return machine.Spec{}, err
 		}
 	}
+	// Checked resolved: an image without a command fails here, not
+	// when the machine starts.
+	if err := s.Validate(); err != nil || configPath == "" || s.Boot {
+		return s, err
+	}
+	s.ResolveAtStart(configPath, ov)
+	s.StopSignal = "" // the image's, read at start too
 	return s, s.Validate()
 }
 

@@ -115,8 +115,10 @@ func TestCreateDryRunAndOutput(t *testing.T) {
 	etc := fs.etc
 	for _, want := range []string{
 		"# " + etc + "/etc/systemd/nspawn/web.nspawn\n",
-		`Parameters="/.berth/init" "--" "/bin/app" "--port" "80"` + "\n",
-		`Environment="GREETING=50% off"` + "\n",
+		// The image's Entrypoint, Env and the rest are read when the
+		// machine starts; only the overrides are in the file.
+		`Parameters="/.berth/init" "--image-config" "/.berth/image.json" "--env" "GREETING=50% off" "--cmd" "--port" "80"` + "\n",
+		"BindReadOnly=" + dirs["BERTH_MACHINES_DIR"] + "/web.oci-config:/.berth/image.json\n",
 		"Zone=proj\nPort=tcp:8080:80\n",
 		"# " + etc + "/etc/systemd/system/berth-web.service\n",
 		"--directory=" + dirs["BERTH_MACHINES_DIR"] + "/web",
@@ -185,7 +187,7 @@ func TestLifecycleCommands(t *testing.T) {
 	}
 	rr.Results["systemctl show --property=ActiveState,SubState,MainPID -- berth-app.service"] = command.Result{Stdout: "ActiveState=active\nSubState=running\nMainPID=42\n"}
 	rr.Results["machinectl show --property=Leader --value -- app"] = command.Result{Stdout: "4242\n"}
-	rr.Results["nsenter --target=4242 --all --root --wd -- /.berth/init --user root -- /bin/false"] = command.Result{Code: 9}
+	rr.Results["nsenter --target=4242 --all --root --wd -- /.berth/init --image-config /.berth/image.json --user root -- /bin/false"] = command.Result{Code: 9}
 	run("start", "app")
 	run("stop", "app")
 	run("restart", "app")
@@ -215,9 +217,11 @@ func TestLifecycleCommands(t *testing.T) {
 		"systemctl show --property=ActiveState,SubState,MainPID -- berth-app.service",
 		"journalctl --no-pager --output=cat _SYSTEMD_UNIT=berth-app.service _TRANSPORT=stdout --since=@0 --follow",
 		"machinectl show --property=Leader --value -- app",
-		"nsenter --target=4242 --all --root --wd -- /.berth/init --user app -- /bin/sh -c 'echo hi'",
+		// The image's user, environment and working directory come
+		// from its config, as for the machine's own command.
+		"nsenter --target=4242 --all --root --wd -- /.berth/init --image-config /.berth/image.json -- /bin/sh -c 'echo hi'",
 		"machinectl show --property=Leader --value -- app",
-		"nsenter --target=4242 --all --root --wd -- /.berth/init --user root -- /bin/false",
+		"nsenter --target=4242 --all --root --wd -- /.berth/init --image-config /.berth/image.json --user root -- /bin/false",
 		"systemctl --quiet is-active berth-app.service",
 		"systemctl --quiet is-active berth-app.service",
 		"systemctl stop berth-app.service",

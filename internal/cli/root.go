@@ -103,10 +103,12 @@ func newRootCmd(env Env) *cobra.Command {
 	pf.BoolVarP(&g.Quiet, "quiet", "q", false, "no progress output")
 
 	root.AddCommand(
-		newVersionCmd(env),
+		newVersionCmd(env), newEtcFilesCmd(),
 		newComposeCmd(env, g),
 		newPullCmd(env, g), newImagesCmd(env, g), newRmiCmd(env, g), newInspectCmd(env, g),
 		newCreateCmd(env, g), newRunCmd(env, g), newStartCmd(env, g), newStopCmd(env, g), newRestartCmd(env, g), newRmCmd(env, g), newPsCmd(env, g), newLogsCmd(env, g), newExecCmd(env, g),
+		// Helpers the generator's units run (hidden).
+		newVolumeHelperCmd(),
 	)
 	return root
 }

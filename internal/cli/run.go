@@ -46,7 +46,9 @@ process tree).`,
 			if err := machine.ValidateName(name); err != nil {
 				return err
 			}
-			s, err := mf.spec(cmd, env, g, name, image, filepath.Join(g.MachinesDir, image), args[1:])
+			// Resolved now: the config is at hand, and a run's
+			// settings file lives only as long as the run.
+			s, err := mf.spec(cmd, env, g, name, image, filepath.Join(g.MachinesDir, image), args[1:], "")
 			if err != nil {
 				return fmt.Errorf("run %s: %w", image, err)
 			}

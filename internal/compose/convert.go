@@ -33,8 +33,9 @@ type ConvertOptions struct {
 	// SocketProxyd is systemd-socket-proxyd's path. Default
 	// /usr/lib/systemd/systemd-socket-proxyd.
 	SocketProxyd string
-	// Images returns what is known about an image (its HEALTHCHECK). Nil
-	// or ok=false: the image is not known.
+	// Images returns what is known about an image (its VOLUMEs and
+	// HEALTHCHECK). Nil or ok=false: the image is not known, which is a
+	// warning.
 	Images ImageInfo
 }
 

@@ -67,8 +67,8 @@ var ServiceKeys = []KeyRule{
 	{"dockerfile", Partial, "as build:", (*svcPlanner).planDockerfile},
 	{"domainname", Rejected, "systemd-nspawn cannot set the NIS domain name", nil},
 	{"entrypoint", Supported, "replaces the image's Entrypoint", (*svcPlanner).planEntrypoint},
-	{"env_file", Supported, "read at load time into environment (the files are not referenced by the units)", resolvedAtLoad},
-	{"environment", Supported, "Environment= in the .nspawn file", (*svcPlanner).planEnvironment},
+	{"env_file", Supported, "read at load time into environment (the files are not referenced by the units); format: raw is read as docker run --env-file reads it", resolvedAtLoad},
+	{"environment", Supported, "berth-init --env: set over the image's Env when the machine starts", (*svcPlanner).planEnvironment},
 	{"expose", Supported, "recorded in the manifest; like docker, it publishes nothing", (*svcPlanner).planExpose},
 	{"extends", Supported, "resolved at load time", resolvedAtLoad},
 	{"external_links", Rejected, "links to containers outside the project are not supported", nil},
@@ -77,7 +77,7 @@ var ServiceKeys = []KeyRule{
 	{"group_add", Rejected, "supplementary groups are not converted yet", nil},
 	{"healthcheck", Supported, "a host-side timer runs the test inside the machine (berth compose _health); state is in the -healthy unit and berth compose ps", (*svcPlanner).planHealthcheck},
 	{"hostname", Supported, "Hostname= in the .nspawn file", (*svcPlanner).planHostname},
-	{"image", Supported, "the machine's image, pulled into berth's store", (*svcPlanner).planImage},
+	{"image", Supported, "the machine's image, pulled into berth's store; the machine reads its config when it starts, so convert works before it is pulled (its VOLUMEs and HEALTHCHECK are then missing, with a warning)", (*svcPlanner).planImage},
 	{"init", Supported, "berth-init runs as PID 1 and reaps zombies", (*svcPlanner).planInit},
 	{"ipc", Partial, "private and shareable are what nspawn gives; host, service: and container: are errors", (*svcPlanner).planIPC},
 	{"isolation", Partial, "default is accepted; other values (Windows) are errors", (*svcPlanner).planIsolation},
@@ -120,7 +120,7 @@ var ServiceKeys = []KeyRule{
 	{"shm_size", Supported, "size of the /dev/shm tmpfs", (*svcPlanner).planShmSize},
 	{"stdin_open", Ignored, "services run without a terminal under systemd; use berth compose exec", nil},
 	{"stop_grace_period", Supported, "TimeoutStopSec=", (*svcPlanner).planStopGracePeriod},
-	{"stop_signal", Supported, "KillSignal= in the .nspawn file (the signal PID 1 of the machine gets)", (*svcPlanner).planStopSignal},
+	{"stop_signal", Supported, "berth-init --stop-signal: what berth-init sends the command when the machine stops (wins over the image's STOPSIGNAL)", (*svcPlanner).planStopSignal},
 	{"storage_opt", Rejected, "storage driver options do not apply to directory machines", nil},
 	{"sysctls", Partial, "net.* keys are set in the machine's network namespace by berth compose _netns-up; others are errors (nspawn shares the host kernel's)", (*svcPlanner).planSysctls},
 	{"tmpfs", Supported, "TemporaryFileSystem= in the .nspawn file", (*svcPlanner).planTmpfs},
@@ -134,7 +134,7 @@ var ServiceKeys = []KeyRule{
 	{"volume_driver", Rejected, "only local volumes exist", nil},
 	{"volumes", Supported, "named volumes are directories under the berth root per project (filled from the image when new, unless nocopy), binds are resolved relative to the project (created when missing unless create_host_path: false), anonymous volumes are per-instance directories; Bind=/BindReadOnly=/TemporaryFileSystem= in the .nspawn file; bind propagation and recursive other than the defaults are errors", (*svcPlanner).planServiceVolumes},
 	{"volumes_from", Rejected, "sharing another service's volumes is not supported yet", nil},
-	{"working_dir", Supported, "WorkingDirectory= in the .nspawn file", (*svcPlanner).planWorkingDir},
+	{"working_dir", Supported, "berth-init --workdir (created if missing, as docker does)", (*svcPlanner).planWorkingDir},
 }
 
 // TopKeyRule is one row of the top-level support table. Keys of declared

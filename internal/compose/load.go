@@ -55,8 +55,8 @@ type Project struct {
 
 // Load reads and normalizes a compose project the way docker compose does:
 // interpolation, .env and env_file, profiles, extends, include, merging of
-// several files and the project-name rules. Schema errors name file:line
-// where the YAML has them.
+// several files and the project-name rules. Its errors name the key path
+// and file:line compose-go's do not (see locateError).
 func Load(ctx context.Context, opts LoadOptions) (*Project, error) {
 	var included []string
 	// The loader options of the load, kept to reproduce a failure on

@@ -54,20 +54,25 @@ var validationRE = regexp.MustCompile(`^validating (.+?): ([A-Za-z0-9_.\-]+) (.*
 // additionalRE finds the offending key of an "additional properties" error.
 var additionalRE = regexp.MustCompile(`[Aa]dditional propert(?:y|ies) '?([^' ]+)'? `)
 
-// pathErrors are compose-go's consistency errors that name a service and
-// what it refers to: each maps to the key paths that can hold the
-// reference, the first written one wins.
+// pathErrors are compose-go's errors that name a service and what it
+// refers to: each maps to the key paths that can hold the reference, the
+// first written one wins. named: the message names the first key in its
+// own words, so the key path is not printed before it.
 var pathErrors = []struct {
 	re    *regexp.Regexp
+	named bool
 	paths func(m []string) [][]string
 }{
-	{regexp.MustCompile(`^service "([^"]+)" depends on undefined service "?([^" :]+)"?`), func(m []string) [][]string {
+	{regexp.MustCompile(`^service "([^"]+)" depends on undefined service "?([^" :]+)"?`), true, func(m []string) [][]string {
 		// compose-go adds network_mode: service:X, volumes_from and
 		// links to depends_on.
 		return [][]string{{"services", m[1], "depends_on", m[2]}, {"services", m[1], "network_mode"}, {"services", m[1], "volumes_from"}, {"services", m[1], "links"}}
 	}},
-	{regexp.MustCompile(`^service "([^"]+)" refers to undefined network "?([^" :]+)"?`), func(m []string) [][]string { return [][]string{{"services", m[1], "networks", m[2]}} }},
-	{regexp.MustCompile(`^service "([^"]+)" refers to undefined (volume|secret|config) "?([^" :]+)"?`), func(m []string) [][]string { return [][]string{{"services", m[1], m[2] + "s"}} }},
+	{regexp.MustCompile(`^service "([^"]+)" refers to undefined network "?([^" :]+)"?`), true, func(m []string) [][]string { return [][]string{{"services", m[1], "networks", m[2]}} }},
+	{regexp.MustCompile(`^service "([^"]+)" refers to undefined (volume|secret|config) "?([^" :]+)"?`), true, func(m []string) [][]string { return [][]string{{"services", m[1], m[2] + "s"}} }},
+	// An extends cycle: which service compose-go starts from varies with
+	// map order, so probes could not reproduce the message.
+	{regexp.MustCompile(`^Circular reference:\n\s*(\S+) in `), false, func(m []string) [][]string { return [][]string{{"services", m[1], "extends"}} }},
 }
 
 // keyPathRE finds a key path in compose-go's prose, in its three spellings:
@@ -110,8 +115,7 @@ func (s *sources) locateError(err error, pr *prober) error {
 			paths := p.paths(m)
 			if i, loc := s.locateFirst(paths); loc.File != "" {
 				le := &LocatedError{Loc: loc, KeyPath: strings.Join(paths[i], "."), Msg: msg, Err: err}
-				if i == 0 {
-					// compose-go's words name this key.
+				if i == 0 && p.named {
 					le.style = styleMsg
 				}
 				return le
@@ -234,7 +238,7 @@ func (s *sources) schemaError(err error, file, keyPath, msg string) error {
 // best. Nil for other errors.
 func (s *sources) yamlError(err error) error {
 	msg := err.Error()
-	if !strings.Contains(msg, "yaml: ") && !strings.Contains(msg, "top-level object must be a mapping") {
+	if !strings.HasPrefix(msg, "yaml: ") && !strings.Contains(msg, ": yaml: ") && !strings.Contains(msg, "top-level object must be a mapping") {
 		return nil
 	}
 	for _, f := range s.files {
@@ -251,8 +255,8 @@ func (s *sources) yamlError(err error) error {
 			return &LocatedError{Loc: Location{File: f.path, Line: f.root.Line}, Msg: "the top level is not a mapping", Err: err}
 		}
 	}
-	// A key written twice: yaml.v3 builds the tree anyway, compose-go's
-	// parser names the line.
+	// compose-go's parser refuses what yaml.v3 builds a tree of (a key
+	// written twice) and names the line.
 	rest, ok := strings.CutPrefix(msg, "failed to parse ")
 	if !ok {
 		return nil
@@ -260,7 +264,7 @@ func (s *sources) yamlError(err error) error {
 	file, rest, _ := strings.Cut(rest, ": ")
 	line, text := lastLine(rest)
 	var key []string
-	if one := s.only(file); len(one.files) > 0 {
+	if one := s.only(file); len(one.files) > 0 && strings.HasPrefix(text, "mapping key ") {
 		key = pathAtLine(one.files[0].root, line)
 	}
 	return &LocatedError{Loc: Location{File: file, Line: line}, KeyPath: strings.Join(key, "."), Msg: text, Err: err}

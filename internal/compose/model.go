@@ -231,6 +231,8 @@ const (
 // The pool project networks get a /24 from when they name no subnet.
 var defaultPool = netip.MustParsePrefix("172.16.0.0/12")
 
-// ImageInfo returns the config of an image (Entrypoint, Cmd, Env,
-// Healthcheck, ...), or ok=false when it is not known (not pulled yet).
+// ImageInfo returns the config of an image, or ok=false when it is not
+// known (not pulled yet). The conversion takes from it only what the files
+// need before the machine starts: its VOLUMEs and HEALTHCHECK, and a check
+// that a command remains; the machines read the rest when they start.
 type ImageInfo func(ref string) (cfg *v1.Config, ok bool)

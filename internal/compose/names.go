@@ -3,8 +3,11 @@ package compose
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/berth-sh/berth/internal/portproxy"
 )
 
 // Names of machines, units and interfaces. The rules:
@@ -92,13 +95,8 @@ func HealthUnit(machine string) string { return "berth-" + machine + "_health.se
 
 // PortUnit is the socket unit publishing one host port of a machine.
 func PortUnit(machine, proto string, hostIP string, port uint16) string {
-	ip := ""
-	if hostIP != "" && hostIP != "0.0.0.0" {
-		// Dots and colons become dashes one for one, so distinct IPv4
-		// and IPv6 addresses stay distinct ("::1" is "--1").
-		ip = strings.NewReplacer(".", "-", ":", "-").Replace(hostIP) + "-"
-	}
-	return "berth-" + machine + "_port-" + ip + strconv.Itoa(int(port)) + "-" + proto
+	ip, _ := netip.ParseAddr(hostIP) // "": invalid, every address
+	return "berth-" + machine + portproxy.Suffix(proto, ip, port)
 }
 
 // ProjectTarget starts and stops a whole project.

@@ -11,6 +11,7 @@ import (
 	"github.com/berth-sh/berth/internal/compose/netspec"
 	"github.com/berth-sh/berth/internal/machine"
 	"github.com/berth-sh/berth/internal/paths"
+	"github.com/berth-sh/berth/internal/store"
 )
 
 // planner builds a Plan and collects findings. Every compose key reaches
@@ -127,26 +128,7 @@ func (pl *planner) planService(name string, svc *types.ServiceConfig) *svcPlanne
 // the overrides, deploy: over the service-level keys, privileged: over
 // cap_add:, and the replica count.
 func (c *svcPlanner) assemble() {
-	cfg, known := c.image(c.svc.Image)
-	if cfg == nil {
-		cfg = &machine.ImageConfig{}
-	}
-	stopSignal := c.m.StopSignal
-	if err := c.m.ApplyImage(*cfg, c.ov); err != nil {
-		c.err("image", "%s", specMsg(err))
-	}
-	if len(c.m.Argv) == 0 && (known || c.ov.Cmd != nil || c.ov.Entrypoint != nil) {
-		key := "image"
-		if c.ov.Cmd != nil {
-			key = "command"
-		} else if c.ov.Entrypoint != nil {
-			key = "entrypoint"
-		}
-		c.err(key, "the machine has no command: neither image %q nor the service gives an entrypoint or command", c.svc.Image)
-	}
-	if stopSignal != "" {
-		c.m.StopSignal = stopSignal // stop_signal: wins over the image's
-	}
+	c.assembleImage()
 	if c.privileged {
 		c.m.Security.Capabilities = []string{"all"}
 	} else {
@@ -173,6 +155,35 @@ func (c *svcPlanner) assemble() {
 		c.sp.Instances = append(c.sp.Instances, c.instance(i))
 	}
 	c.checkPorts()
+}
+
+// assembleImage checks what the machines will run. They resolve the
+// image's defaults under the overrides when they start (finishMachines),
+// but what can be known now is checked now, with the same rules: a
+// command must remain (known without the image when the entrypoint is
+// replaced), and the image's values must be valid. The image's VOLUMEs
+// are taken when it is known: they become anonymous volumes.
+func (c *svcPlanner) assembleImage() {
+	cfg, known := c.image(c.svc.Image)
+	if cfg == nil {
+		cfg = &machine.ImageConfig{}
+	}
+	probe := c.m
+	if err := probe.ApplyImage(*cfg, c.ov); err != nil {
+		c.err("image", "%s", specMsg(err))
+	}
+	if len(probe.Argv) == 0 && (known || c.ov.Entrypoint != nil) {
+		key := "image"
+		if c.ov.Cmd != nil {
+			key = "command"
+		} else if c.ov.Entrypoint != nil {
+			key = "entrypoint"
+		}
+		c.err(key, "the machine has no command: neither image %q nor the service gives an entrypoint or command", c.svc.Image)
+	}
+	if known {
+		c.m.Volumes, c.m.ExposedPorts = probe.Volumes, probe.ExposedPorts
+	}
 }
 
 // instance lays out machine i of the service: names, state directory,
@@ -216,6 +227,10 @@ func (pl *planner) finishMachines(c *svcPlanner) {
 		s.Directory = path.Join(pl.opts.MachinesDir, in.Machine)
 		s.Image = sp.Image
 		s.InitBinary = pl.opts.Init
+		// The machine reads its image's defaults from the config kept
+		// with it when it starts: the units stay right when `compose
+		// pull` or `up` installs a new image.
+		s.ResolveAtStart(store.ConfigPath(pl.opts.MachinesDir, in.Machine), c.ov)
 		s.Hostname = in.Hostname
 		// Compose machines share the host's users, as docker containers
 		// do by default: systemd-nspawn cannot join a network namespace

@@ -41,7 +41,7 @@ type probeFile struct {
 }
 
 // maxProbes bounds the loads spent on one error.
-const maxProbes = 400
+const maxProbes = 200
 
 // stubImage stands in for what a probe removed so the service stays valid.
 const stubImage = "berth-probe"
@@ -78,7 +78,8 @@ func newProber(ctx context.Context, po *cli.ProjectOptions, opts *loader.Options
 }
 
 // oneDocument parses b, which must hold at most one YAML document, and
-// expands its aliases so parts can be removed independently.
+// expands its aliases so parts can be removed independently. A document
+// that expands beyond maxNodes (an alias bomb) is not probed.
 func oneDocument(b []byte) (*yaml.Node, bool) {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	var doc yaml.Node
@@ -91,20 +92,31 @@ func oneDocument(b []byte) (*yaml.Node, bool) {
 	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
 		return nil, false
 	}
-	return expand(&doc), true
+	budget := maxNodes
+	n := expand(&doc, &budget)
+	return n, n != nil
 }
 
-// expand deep-copies n with aliases replaced by copies of what they name.
-func expand(n *yaml.Node) *yaml.Node {
+// maxNodes bounds the size of an expanded document.
+const maxNodes = 100000
+
+// expand deep-copies n with aliases replaced by copies of what they name,
+// spending one of budget per node; nil when the budget runs out.
+func expand(n *yaml.Node, budget *int) *yaml.Node {
 	for n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
+	}
+	if *budget--; *budget < 0 {
+		return nil
 	}
 	c := *n
 	c.Anchor, c.Alias = "", nil
 	if len(n.Content) > 0 {
 		c.Content = make([]*yaml.Node, len(n.Content))
 		for i, k := range n.Content {
-			c.Content[i] = expand(k)
+			if c.Content[i] = expand(k, budget); c.Content[i] == nil {
+				return nil
+			}
 		}
 	}
 	return &c
@@ -127,7 +139,8 @@ func (p *prober) run(mut func(docs []*yaml.Node)) (msg string, ok bool) {
 	docs := make([]*yaml.Node, len(p.files))
 	for i, f := range p.files {
 		if f.doc != nil {
-			docs[i] = expand(f.doc)
+			budget := maxNodes
+			docs[i] = expand(f.doc, &budget)
 		}
 	}
 	for _, c := range p.stubbed {

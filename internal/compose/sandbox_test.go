@@ -36,9 +36,9 @@ func TestSandboxProject(t *testing.T) {
 // TestSandboxSettings runs one machine from its rendered .nspawn file and
 // unit command line and checks, from inside, that every compose setting
 // took effect: user, limits, capabilities, no-new-privileges, OOM score,
-// tmpfs sizes, host name, environment with % and $ — and that nspawn
-// printed no warning about the file (systemd-analyze cannot check .nspawn
-// files).
+// tmpfs sizes, host name, environment with % and $ over the image's (read
+// from its config when the machine starts) — and that nspawn printed no
+// warning about the file (systemd-analyze cannot check .nspawn files).
 func TestSandboxSettings(t *testing.T) {
 	if bin := os.Getenv(sandboxEnv); bin != "" {
 		sandboxSettings(t, bin)
@@ -80,7 +80,9 @@ func inSandbox(t *testing.T, name string) {
 	}
 }
 
-// busyboxMachine makes a minimal machine root with busybox.
+// busyboxMachine makes a minimal machine root with busybox, and the image
+// config a pull keeps next to it (store.ConfigPath), which the machine
+// reads when it starts.
 func busyboxMachine(t *testing.T, root string) {
 	t.Helper()
 	for _, d := range []string{"bin", "usr", "etc", "proc", "sys", "dev", "tmp", "run", "www"} {
@@ -90,6 +92,8 @@ func busyboxMachine(t *testing.T, root string) {
 	data, err := os.ReadFile(bb)
 	must(t, err)
 	must(t, os.WriteFile(filepath.Join(root, "bin", "busybox"), data, 0o755))
+	config := `{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/bin","FROM_IMAGE=image value","GREETING=from the image"],"Cmd":["/bin/busybox","false"],"WorkingDir":"/www"}}`
+	must(t, os.WriteFile(root+".oci-config", []byte(config), 0o644))
 }
 
 func sandboxSettings(t *testing.T, bin string) {
@@ -103,6 +107,7 @@ echo oom=$(/bin/busybox cat /proc/self/oom_score_adj)
 /bin/busybox df -k /scratch /dev/shm | /bin/busybox tail -2 | /bin/busybox awk '{print "tmpfs=" $6 ":" $2}'
 echo host=$(/bin/busybox hostname)
 echo "greeting=$$GREETING"
+echo "image=$$FROM_IMAGE"
 echo "cwd=$(pwd)"`
 	must(t, os.WriteFile(filepath.Join(proj, "compose.yaml"), []byte(`name: sbx
 services:
@@ -165,6 +170,7 @@ services:
 		"tmpfs=/dev/shm:65536\n",
 		"host=worker-host\n",
 		`greeting=hi %n $HOME "q" \ end` + "\n",
+		"image=image value\n",
 		"cwd=/tmp\n",
 	} {
 		if !strings.Contains(got, want) {

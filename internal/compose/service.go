@@ -15,18 +15,25 @@ import (
 // Each reads its key, validates the value as findings and records it; none
 // depends on another having run.
 
-// planImage is the planner of image:. Entrypoint and Cmd come from the
-// image's config, so it must be pulled unless the service gives a command
-// (assemble checks the command is not empty).
+// planImage is the planner of image:. The machines resolve the image's
+// Entrypoint, Cmd, Env, User, WorkingDir and STOPSIGNAL when they start,
+// so a project whose images are not pulled yet converts, as docker compose
+// config does; what the files need from the image now (its VOLUMEs, its
+// HEALTHCHECK when the service has none) is then missing, and a warning
+// says so. berth compose up pulls before it converts.
 func (c *svcPlanner) planImage() {
 	img := c.svc.Image
 	switch {
 	case img == "" && c.svc.Build == nil && c.svc.Dockerfile == "":
 		c.err("image", "the service has no image:")
-	case img == "" || c.svc.Entrypoint != nil || c.svc.Command != nil:
+	case img == "":
 	default:
 		if _, known := c.image(img); !known {
-			c.err("image", "image %q is not pulled, so its Entrypoint and Cmd are not known; berth pull it first (or set command:)", img)
+			what := "VOLUMEs are"
+			if c.svc.HealthCheck == nil {
+				what = "VOLUMEs and HEALTHCHECK are"
+			}
+			c.warn("image", "image %q is not pulled, so its %s not known and not in these files (berth compose up pulls it first)", img, what)
 		}
 	}
 }
@@ -54,7 +61,8 @@ func (c *svcPlanner) buildFinding(key string) {
 }
 
 // planEntrypoint, planCommand, planEnvironment, planUser and
-// planWorkingDir override the image's defaults (applied by assemble).
+// planWorkingDir override the image's defaults (berth-init applies them
+// when the machine starts; see assembleImage).
 func (c *svcPlanner) planEntrypoint() {
 	if c.svc.Entrypoint != nil {
 		c.ov.Entrypoint = []string(c.svc.Entrypoint)

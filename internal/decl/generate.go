@@ -27,6 +27,11 @@ type Options struct {
 	Berth, Init string
 	// SocketProxyd forwards published ports.
 	SocketProxyd string
+	// Machinectl signals machines (ReloadSignal=).
+	Machinectl string
+	// Layouts are the OCI image layouts found on the host (LoadLayouts):
+	// one unit per image name in each.
+	Layouts []Layout
 }
 
 func (o *Options) fill() {
@@ -35,6 +40,7 @@ func (o *Options) fill() {
 	o.Berth = cmpOr(o.Berth, paths.Berth)
 	o.Init = cmpOr(o.Init, paths.Init)
 	o.SocketProxyd = cmpOr(o.SocketProxyd, paths.SocketProxyd)
+	o.Machinectl = cmpOr(o.Machinectl, "/usr/bin/machinectl")
 }
 
 func cmpOr(v, def string) string {
@@ -67,6 +73,12 @@ type gen struct {
 	inputs   map[string]Input // by file name
 	findings Findings
 	units    []Unit
+	// reg is what declarations declare for each other: networks,
+	// volumes, images, machines (registry.go).
+	reg registry
+	// late are conversions that finish once every declaration is
+	// planned (a container's address depends on the others').
+	late []lateConv
 }
 
 // Generate converts every declaration into units. A declaration with an
@@ -87,6 +99,10 @@ func Generate(inputs []Input, o Options) ([]Unit, Findings) {
 			g.convert(in)
 		}
 	}
+	for _, l := range o.Layouts {
+		g.layout(l)
+	}
+	g.finishLate()
 	g.units = dedupe(g.units, &g.findings)
 	slices.SortFunc(g.units, func(a, b Unit) int { return strings.Compare(a.Name, b.Name) })
 	g.findings.sort()
@@ -102,9 +118,22 @@ func (g *gen) convert(in Input) {
 	switch path.Ext(in.Name) {
 	case ".container":
 		units, err = c.container()
+	case ".network":
+		units, err = c.network()
+	case ".volume":
+		units, err = c.volume()
+	case ".image":
+		units, err = c.image()
+	case ".compose":
+		units, err = c.compose()
 	default:
 		c.fileErr("%s declarations are not supported yet", path.Ext(in.Name))
 	}
+	c.keep(units, err)
+}
+
+// keep adds a conversion's units unless it failed.
+func (c *conv) keep(units []Unit, err error) {
 	if err != nil {
 		c.fileErr("%v", err)
 	}
@@ -112,9 +141,9 @@ func (g *gen) convert(in Input) {
 		return
 	}
 	for i := range units {
-		units[i].Source = in.File.Path
+		units[i].Source = c.in.File.Path
 	}
-	g.units = append(g.units, units...)
+	c.units = append(c.units, units...)
 }
 
 // conv is the conversion of one declaration.

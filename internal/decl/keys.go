@@ -13,8 +13,9 @@ const (
 	Rejected  = keytable.Rejected
 )
 
-// KeyRule is one row of a group's support table.
-type KeyRule struct {
+// Rule is one row of a group's support table; T is the conversion the
+// group's planners work on (*ctr for [Container]).
+type Rule[T any] struct {
 	Key     string
 	Support Support
 	// How says what berth does with the key; for ignored and rejected
@@ -22,15 +23,37 @@ type KeyRule struct {
 	How string
 	// plan is the key's planner: it checks one entry's value (findings
 	// with file:line) and records it. nil for ignored and rejected keys.
-	plan func(*ctr, Entry)
+	plan func(T, Entry)
 }
 
+// KeyRule is one row of the [Container] table.
+type KeyRule = Rule[*ctr]
+
 // rule finds key in table.
-func rule(table []KeyRule, key string) (KeyRule, bool) {
+func rule[T any](table []Rule[T], key string) (Rule[T], bool) {
 	for _, r := range table {
 		if r.Key == key {
 			return r, true
 		}
 	}
-	return KeyRule{}, false
+	return Rule[T]{}, false
+}
+
+// planGroup runs each entry of sec through table: unknown and rejected
+// keys are errors, ignored keys warnings, the others go to their planner
+// with x.
+func planGroup[T any](c *conv, group string, sec *Section, table []Rule[T], x T) {
+	for _, e := range sec.Entries {
+		r, ok := rule(table, e.Key)
+		switch {
+		case !ok:
+			c.err(group, e, "unknown key; berth does not know what it does")
+		case r.Support == Ignored:
+			c.warn(group, e, "%s", r.How)
+		case r.Support == Rejected:
+			c.err(group, e, "%s", r.How)
+		default:
+			r.plan(x, e)
+		}
+	}
 }

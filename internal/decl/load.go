@@ -2,6 +2,7 @@ package decl
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"maps"
 	"os"
@@ -59,11 +60,15 @@ func Load(dirs []string, d Dir) ([]Input, Findings) {
 			}
 			seen[name] = true
 			f, err := readDecl(d, filepath.Join(dir, name))
+			tmpl := templateName(name)
+			if err == nil && tmpl != "" && len(f.Sections) == 0 {
+				f, err = readTemplate(d, dirs, tmpl, f.Path)
+			}
 			if err != nil {
 				fnd = append(fnd, Finding{Severity: Error, Path: filepath.Join(dir, name), Msg: err.Error()})
 				continue
 			}
-			for _, p := range dropins(d, dirs, name) {
+			for _, p := range dropins(d, dirs, name, tmpl) {
 				di, err := readDecl(d, p)
 				if err != nil {
 					fnd = append(fnd, Finding{Severity: Error, Path: p, Msg: err.Error() + " (the declaration it extends is skipped)"})
@@ -90,19 +95,44 @@ func readDecl(d Dir, p string) (*File, error) {
 	return Parse(p, b)
 }
 
-// dropins lists the drop-in files of declaration name, in the order they
-// apply: by conf name, the earliest dir winning for each name.
-func dropins(d Dir, dirs []string, name string) []string {
-	byName := map[string]string{}
+// readTemplate reads the template an empty instance file selects (as
+// quadlet does; a symlink to the template reads as the template already),
+// under the instance's path: entries keep the template's for findings.
+func readTemplate(d Dir, dirs []string, tmpl, instance string) (*File, error) {
 	for _, dir := range dirs {
-		entries, err := d.ReadDir(filepath.Join(dir, name+".d"))
-		if err != nil {
+		f, err := readDecl(d, filepath.Join(dir, tmpl))
+		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
-		for _, e := range entries {
-			if strings.HasSuffix(e.Name(), ".conf") && !e.IsDir() {
-				if _, ok := byName[e.Name()]; !ok {
-					byName[e.Name()] = filepath.Join(dir, name+".d", e.Name())
+		if err != nil {
+			return nil, err
+		}
+		f.Path = instance
+		return f, nil
+	}
+	return nil, fmt.Errorf("the instance file is empty and there is no template %s", tmpl)
+}
+
+// dropins lists the drop-in files of the declaration names (the file's
+// own, then its template's, "" skipped), in the order they apply: by conf
+// name, the first name and then the earliest dir winning for each, so an
+// instance's own drop-in replaces its template's of the same name.
+func dropins(d Dir, dirs []string, names ...string) []string {
+	byName := map[string]string{}
+	for _, name := range names {
+		for _, dir := range dirs {
+			if name == "" {
+				continue
+			}
+			entries, err := d.ReadDir(filepath.Join(dir, name+".d"))
+			if err != nil {
+				continue
+			}
+			for _, e := range entries {
+				if strings.HasSuffix(e.Name(), ".conf") && !e.IsDir() {
+					if _, ok := byName[e.Name()]; !ok {
+						byName[e.Name()] = filepath.Join(dir, name+".d", e.Name())
+					}
 				}
 			}
 		}

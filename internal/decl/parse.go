@@ -45,7 +45,7 @@ func Parse(path string, data []byte) (*File, error) {
 	f := &File{Path: path}
 	var cur *Section
 	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	sc.Buffer(nil, 1<<20) // grows from 4 KiB as lines need: most files are small
 	n := 0
 	for sc.Scan() {
 		n++

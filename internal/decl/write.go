@@ -17,7 +17,7 @@ func WriteUnits(dir string, units []Unit) error {
 		if strings.ContainsRune(u.Name, '/') {
 			return fmt.Errorf("write unit %q: not a unit name", u.Name)
 		}
-		if err := fsutil.AtomicWrite(filepath.Join(dir, u.Name), u.Data, 0o644); err != nil {
+		if err := writeAtomic(filepath.Join(dir, u.Name), u.Data); err != nil {
 			return fmt.Errorf("write unit %s: %w", u.Name, err)
 		}
 		for _, l := range u.Links {
@@ -49,4 +49,31 @@ func WriteListing(w io.Writer, units []Unit) error {
 		}
 	}
 	return nil
+}
+
+// writeAtomic writes a unit through a temporary file renamed over it, so
+// systemd never reads half a unit. Unlike fsutil.AtomicWrite it does not
+// sync: generator output lives in /run and is made anew at every boot and
+// daemon-reload, and two syncs per unit would cost the boot time.
+func writeAtomic(p string, data []byte) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(p), fsutil.TempPrefix+filepath.Base(p)+"-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if err := f.Chmod(0o644); err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), p)
 }

@@ -38,6 +38,8 @@ var nspawnFlags = map[string]struct {
 	"Zone":                  {flag: "--network-zone"},
 	"Bridge":                {flag: "--network-bridge"},
 	"Port":                  {flag: "--port"},
+	"Timezone":              {flag: "--timezone"},
+	"Inaccessible":          {flag: "--inaccessible"},
 }
 
 // CommandLine is the machine's systemd-nspawn command line with every

@@ -61,11 +61,7 @@ func (s *Spec) ApplyImage(cfg ImageConfig, o Overrides) error {
 	s.Env = env
 
 	s.User = cmp.Or(o.User, cfg.User)
-	s.WorkingDir = cmp.Or(o.WorkingDir, cfg.WorkingDir)
-	if s.WorkingDir != "" {
-		// Docker resolves a relative WORKDIR against "/".
-		s.WorkingDir = path.Clean("/" + s.WorkingDir)
-	}
+	s.WorkingDir = absWorkdir(cmp.Or(o.WorkingDir, cfg.WorkingDir))
 	if cfg.StopSignal != "" {
 		sig, err := SignalName(cfg.StopSignal)
 		if err != nil {
@@ -73,6 +69,24 @@ func (s *Spec) ApplyImage(cfg ImageConfig, o Overrides) error {
 		}
 		s.StopSignal = sig
 	}
+	return s.RecordImage(cfg)
+}
+
+// ResolveAtStart makes s a machine that resolves its image when it starts:
+// berth-init reads the image config at configPath (the one kept with the
+// machine) and applies o over it with ApplyImage's rules. The units then
+// hold only o, so they can be made before the image is pulled and stay
+// right when a new image replaces it. What the host side needs from the
+// image before the start (its volumes) the caller adds with RecordImage
+// when it knows the image.
+func (s *Spec) ResolveAtStart(configPath string, o Overrides) {
+	s.ImageConfig, s.Overrides = configPath, o
+	s.Argv, s.Env, s.User, s.WorkingDir = nil, nil, "", ""
+}
+
+// RecordImage sets what the host side must know of an image before the
+// machine runs: its anonymous volumes (VOLUME) and exposed ports.
+func (s *Spec) RecordImage(cfg ImageConfig) error {
 	s.ExposedPorts = slices.Sorted(maps.Keys(cfg.ExposedPorts))
 	s.Volumes = nil
 	for v := range cfg.Volumes {
@@ -83,6 +97,15 @@ func (s *Spec) ApplyImage(cfg ImageConfig, o Overrides) error {
 	}
 	slices.Sort(s.Volumes)
 	return nil
+}
+
+// absWorkdir resolves a working directory as docker does a relative
+// WORKDIR: against "/". "" stays "" (the default, "/").
+func absWorkdir(dir string) string {
+	if dir == "" {
+		return ""
+	}
+	return path.Clean("/" + dir)
 }
 
 // MergeEnv appends overrides to base, replacing earlier assignments of the

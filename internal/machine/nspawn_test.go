@@ -70,24 +70,34 @@ func TestNspawnRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	jsonArgs := []string{"line1\nline2", "cr\rdel\x7f", "#!/bin/sh\necho hi\n"}
+	jsonEnv := []string{"PEM=-----BEGIN-----\nabc\n-----END-----\n", "A=replaced\n"}
 	for _, tc := range []struct {
 		name              string
 		moreArgs, moreEnv []string
+		late              bool
 	}{
-		{"plain", nil, nil},
+		{"plain", nil, nil, false},
 		// Characters a .nspawn file cannot carry: berth-init gets
 		// the command and these variables as JSON.
-		{"json", []string{"line1\nline2", "cr\rdel\x7f", "#!/bin/sh\necho hi\n"}, []string{"PEM=-----BEGIN-----\nabc\n-----END-----\n", "A=replaced\n"}},
+		{"json", jsonArgs, jsonEnv, false},
+		// The image resolved at start: berth-init reads the image
+		// config (bound in from the host) and the command and
+		// variables arrive as overrides of the image's.
+		{"image-config", nil, nil, true},
+		{"image-config-json", jsonArgs, jsonEnv, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			nspawnRoundTrip(t, nspawn, root, initBin, binds, read, tc.moreArgs, tc.moreEnv)
+			nspawnRoundTrip(t, nspawn, root, initBin, binds, read, tc.moreArgs, tc.moreEnv, tc.late)
 		})
 	}
 }
 
 // nspawnRoundTrip runs printargs with hostile arguments and environment
 // (plus more) through a rendered settings file and checks what arrived.
-func nspawnRoundTrip(t *testing.T, nspawn, root, initBin string, binds []Bind, read, moreArgs, moreEnv []string) {
+// With late, they are overrides of an image config berth-init reads when
+// the machine starts.
+func nspawnRoundTrip(t *testing.T, nspawn, root, initBin string, binds []Bind, read, moreArgs, moreEnv []string, late bool) {
 	args := []string{"%s|", "-rf", "@x", "$$", "${HOME}", "$(id)", `a"b`, `c\d`, "", ";", `e\`, "ünïcödé ✓", "tab\there", "'", `"`, "  lead and trail  ", "#not a comment", "[Section]"}
 	args = append(append(args, randomWords(300)...), moreArgs...)
 	env, err := MergeEnv(append([]string{"PATH=/bin", `A=100% $HOME ${X} "q" 'q' \ \\ trailing\`, "B=  spaced  ", "C=x=y", "D=", "E=tab\tx"}, randomEnv(100)...), moreEnv)
@@ -102,9 +112,28 @@ func nspawnRoundTrip(t *testing.T, nspawn, root, initBin string, binds []Bind, r
 		User:       "1000:1000",
 	}
 	name := "berth-rt-" + strconv.Itoa(os.Getpid()) + "-" + strconv.Itoa(len(moreArgs))
+	if late {
+		name += "-late"
+	}
 	spec, err := SpecFromImage(name, root, cfg, Overrides{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if late {
+		// The image has other values; the overrides must win, and
+		// the image's environment must arrive under them.
+		img := ImageConfig{Entrypoint: cfg.Entrypoint, Cmd: []string{"image-cmd"}, Env: append([]string{"IMAGE=only", "PATH=/image"}, env[:10]...), WorkingDir: cfg.WorkingDir, User: "0"}
+		cfgPath := filepath.Join(t.TempDir(), "image %i \"q\".json")
+		b, err := json.Marshal(struct{ Config ImageConfig }{img})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(cfgPath, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		spec = Spec{Name: name, Directory: root}
+		spec.ResolveAtStart(cfgPath, Overrides{Cmd: args, Env: env, User: cfg.User})
+		cfg.Env = append([]string{"IMAGE=only"}, env...)
 	}
 	spec.InitBinary = initBin
 	spec.Binds = binds

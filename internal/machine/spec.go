@@ -25,6 +25,9 @@ const (
 	// InitPath is where berth-init appears inside app machines. It lives
 	// under a directory of berth's own so it cannot shadow image files.
 	InitPath = "/.berth/init"
+	// ImageConfigPath is where the image config appears inside machines
+	// that resolve their image when they start (Spec.ImageConfig).
+	ImageConfigPath = "/.berth/image.json"
 	// NspawnDir is where privileged .nspawn settings are honoured from
 	// (Bind=, Port=, PrivateUsers= are ignored in untrusted locations).
 	NspawnDir = paths.NspawnDir
@@ -53,6 +56,18 @@ type Spec struct {
 	// Ephemeral runs the machine on a throw-away overlay over Directory
 	// (nspawn Volatile=overlay): all changes are gone when it stops.
 	Ephemeral bool
+	// ImageConfig is the host path of the image config kept with the
+	// machine (store.ConfigPath). When set, the machine resolves its
+	// image when it starts: berth-init reads the config (bound read-only
+	// at ImageConfigPath) and applies Overrides with docker's rules, so
+	// the units do not depend on the image's contents and a new image
+	// needs no new units. Argv, Env, User and WorkingDir are then unset,
+	// and StopSignal is only an explicit one (the image's otherwise).
+	ImageConfig string
+	// Overrides are the machine's changes to the image's defaults, kept
+	// as given for berth-init to apply (only with ImageConfig; ApplyImage
+	// applies them at once otherwise).
+	Overrides Overrides
 	// Argv is the command of an app machine (entrypoint + cmd), run by
 	// berth-init as PID 1's only child. With Boot, it is the arguments of
 	// the image's init (usually empty: the image's Cmd does not apply).
@@ -67,7 +82,8 @@ type Spec struct {
 	// Hostname is the machine's host name ("" = nspawn's default, the
 	// machine name).
 	Hostname string
-	// StopSignal is sent to the command to stop it ("" = SIGTERM).
+	// StopSignal is sent to the command to stop it ("" = SIGTERM, or
+	// the image's STOPSIGNAL with ImageConfig).
 	StopSignal string
 	// StopTimeout is how long systemd waits for the machine to stop after
 	// the stop signal before it kills it (TimeoutStopSec=). nil leaves
@@ -130,6 +146,10 @@ type Spec struct {
 	// line (CommandLine) instead of in NAME.nspawn, which is then not
 	// needed: for units made where no settings file can be written.
 	Inline bool
+
+	// Start-time settings of machines made from declarations
+	// (berth-generator; decl.go has what they render to).
+	Decl DeclSettings
 }
 
 // Bind is one bind mount.
@@ -290,13 +310,11 @@ func (s *Spec) Validate() error {
 	if !isCleanAbs(s.Directory) {
 		return fmt.Errorf("%w: machine directory %q must be an absolute clean path", ErrInvalidSpec, s.Directory)
 	}
-	if !s.Boot {
-		if len(s.Argv) == 0 {
-			return fmt.Errorf("%w: machine %s has no command: the image sets no Entrypoint or Cmd, give one", ErrInvalidSpec, s.Name)
-		}
-		if !isCleanAbs(s.InitBinary) {
-			return fmt.Errorf("%w: berth-init binary %q must be an absolute clean path", ErrInvalidSpec, s.InitBinary)
-		}
+	if err := s.validateImage(); err != nil {
+		return err
+	}
+	if !s.Boot && !isCleanAbs(s.InitBinary) {
+		return fmt.Errorf("%w: berth-init binary %q must be an absolute clean path", ErrInvalidSpec, s.InitBinary)
 	}
 	if s.WorkingDir != "" && !path.IsAbs(s.WorkingDir) {
 		return fmt.Errorf("%w: working directory %q is not absolute", ErrInvalidSpec, s.WorkingDir)
@@ -310,10 +328,39 @@ func (s *Spec) Validate() error {
 	if s.StopTimeout != nil && *s.StopTimeout < 0 {
 		return fmt.Errorf("%w: stop timeout %v is negative", ErrInvalidSpec, *s.StopTimeout)
 	}
-	for _, check := range []func() error{s.validateMounts, s.validateNetwork, s.validateUsers, s.Security.validate, s.Limits.Validate, s.Restart.validate, s.validateHooks} {
+	for _, check := range []func() error{s.validateMounts, s.validateNetwork, s.validateUsers, s.Security.validate, s.Limits.Validate, s.Restart.validate, s.validateHooks, s.Decl.validate} {
 		if err := check(); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// validateImage checks the command an app machine runs: resolved now
+// (Argv), or at start from ImageConfig with Overrides.
+func (s *Spec) validateImage() error {
+	o := s.Overrides
+	if s.ImageConfig == "" {
+		if o.Entrypoint != nil || o.Cmd != nil || o.Env != nil || o.User != "" || o.WorkingDir != "" {
+			return fmt.Errorf("%w: machine %s has Overrides but no ImageConfig to apply them to (ApplyImage applies them now)", ErrInvalidSpec, s.Name)
+		}
+		if !s.Boot && len(s.Argv) == 0 {
+			return fmt.Errorf("%w: machine %s has no command: the image sets no Entrypoint or Cmd, give one", ErrInvalidSpec, s.Name)
+		}
+		return nil
+	}
+	switch {
+	case s.Boot:
+		return fmt.Errorf("%w: machine %s boots the image's init, which reads no image config", ErrInvalidSpec, s.Name)
+	case !isCleanAbs(s.ImageConfig):
+		return fmt.Errorf("%w: image config %q must be an absolute clean path", ErrInvalidSpec, s.ImageConfig)
+	case len(s.Argv) > 0 || len(s.Env) > 0 || s.User != "" || s.WorkingDir != "":
+		return fmt.Errorf("%w: machine %s resolves its image at start: give its command, environment, user and working directory as Overrides", ErrInvalidSpec, s.Name)
+	case o.Entrypoint != nil && len(o.Entrypoint)+len(o.Cmd) == 0:
+		return fmt.Errorf("%w: machine %s has no command: the entrypoint is cleared and no command is given", ErrInvalidSpec, s.Name)
+	}
+	if _, err := MergeEnv(nil, o.Env); err != nil {
+		return err
 	}
 	return nil
 }

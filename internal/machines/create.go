@@ -13,6 +13,7 @@ import (
 	securejoin "github.com/cyphar/filepath-securejoin"
 
 	"github.com/berth-sh/berth/internal/command"
+	"github.com/berth-sh/berth/internal/fsutil"
 	"github.com/berth-sh/berth/internal/machine"
 	"github.com/berth-sh/berth/internal/store"
 )
@@ -184,6 +185,12 @@ func (h Host) create(ctx context.Context, s machine.Spec, o CreateOptions) (_ *I
 			}
 		}
 	}()
+	if o.Image == s.Name && s.ImageConfig != "" {
+		// The image's own config, which its pull keeps next to it.
+		if _, err := os.Stat(s.ImageConfig); err != nil {
+			return nil, fmt.Errorf("image config: %w (pull the image again to restore it)", err)
+		}
+	}
 	if o.Image != s.Name {
 		if err := h.cloneRootfs(ctx, s.Name, o.Image); err != nil {
 			return nil, err
@@ -194,6 +201,18 @@ func (h Host) create(ctx context.Context, s machine.Spec, o CreateOptions) (_ *I
 			}
 		}()
 		in.Cloned = true
+		if s.ImageConfig != "" {
+			// The copy's image config goes with it: the machine
+			// reads it when it starts.
+			if err := copyConfig(store.ConfigPath(h.MachinesDir, o.Image), s.ImageConfig); err != nil {
+				return nil, err
+			}
+			defer func() {
+				if err != nil {
+					os.Remove(s.ImageConfig)
+				}
+			}()
+		}
 	}
 	for _, f := range files {
 		if err := writeFile(f.Path(), f.Data); err != nil {
@@ -234,6 +253,19 @@ func (h Host) cloneRootfs(ctx context.Context, name, image string) error {
 	if err := st.Commit(); err != nil {
 		st.Discard()
 		return err
+	}
+	return nil
+}
+
+// copyConfig copies an image's config (kept next to its root filesystem)
+// to where a machine copied from it reads its own.
+func copyConfig(from, to string) error {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return fmt.Errorf("copy image config: %w (pull the image again to restore it)", err)
+	}
+	if err := fsutil.AtomicWrite(to, b, 0o644); err != nil {
+		return fmt.Errorf("copy image config: %w", err)
 	}
 	return nil
 }

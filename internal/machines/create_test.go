@@ -10,6 +10,7 @@ import (
 
 	"github.com/berth-sh/berth/internal/command"
 	"github.com/berth-sh/berth/internal/machine"
+	"github.com/berth-sh/berth/internal/store"
 )
 
 // TestCreateBacksAnonymousVolumes: each image VOLUME gets a host directory
@@ -165,5 +166,48 @@ func TestCreateWithoutIdmappedMounts(t *testing.T) {
 	bound.Binds[0].Idmap = false
 	if _, err := h.Create(context.Background(), bound, opts); err != nil {
 		t.Errorf("create with a noidmap bind: %v", err)
+	}
+}
+
+// TestCreateCopiesImageConfig: a machine copied from an image and
+// resolving its image at start gets a copy of the image's config next to
+// its tree (the image's own stays), and rm removes the copy only.
+func TestCreateCopiesImageConfig(t *testing.T) {
+	h := testHost(t, command.ExecRunner{})
+	img := filepath.Join(h.MachinesDir, "img")
+	mustWrite(t, filepath.Join(img, "bin/app"), "")
+	imgConfig := store.ConfigPath(h.MachinesDir, "img")
+	mustWrite(t, imgConfig, `{"config":{"Cmd":["/bin/app"]}}`)
+	s := machine.Spec{Name: "web", Directory: filepath.Join(h.MachinesDir, "web"), InitBinary: "/usr/lib/berth/berth-init"}
+	s.ResolveAtStart(store.ConfigPath(h.MachinesDir, "web"), machine.Overrides{Cmd: []string{"--serve"}})
+	if _, err := h.Create(context.Background(), s, CreateOptions{Image: "img"}); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(s.ImageConfig); err != nil || string(b) != `{"config":{"Cmd":["/bin/app"]}}` {
+		t.Errorf("machine's image config %q, %v", b, err)
+	}
+	if err := h.Remove(context.Background(), "web", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(s.ImageConfig); !os.IsNotExist(err) {
+		t.Errorf("rm left the machine's image config: %v", err)
+	}
+	if _, err := os.Stat(imgConfig); err != nil {
+		t.Errorf("rm removed the image's config: %v", err)
+	}
+
+	// An image whose config is gone cannot give a copy one: create fails
+	// and leaves nothing behind.
+	os.Remove(imgConfig)
+	if _, err := h.Create(context.Background(), s, CreateOptions{Image: "img"}); err == nil || !strings.Contains(err.Error(), "pull the image again") {
+		t.Fatalf("create without the image's config: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(h.MachinesDir, "web")); !os.IsNotExist(err) {
+		t.Errorf("failed create left the copied tree: %v", err)
+	}
+	// Nor can a machine on the image's own tree start without it.
+	s.Name, s.Directory, s.ImageConfig = "img", img, imgConfig
+	if _, err := h.Create(context.Background(), s, CreateOptions{Image: "img"}); err == nil || !strings.Contains(err.Error(), "pull the image again") {
+		t.Fatalf("create on the image's tree without its config: %v", err)
 	}
 }

@@ -83,14 +83,9 @@ func (h Host) enter(ctx context.Context, in *Instance, argv []string, o ExecOpti
 	if err != nil {
 		return command.Command{}, fmt.Errorf("exec in %s: %w", name, err)
 	}
-	spec := in.Spec
-	if o.User != "" {
-		spec.User = o.User
-	}
-	if o.WorkDir != "" {
-		spec.WorkingDir = o.WorkDir
-	}
-	spec.Argv = argv
+	// berth-init resolves the rest as for the machine's own command: a
+	// machine that reads its image config at start reads it here too.
+	spec := in.Spec.WithCommand(argv, o.User, o.WorkDir)
 	return command.Command{
 		Args: systemd.Enter(leader, machine.InitArgv(&spec)...),
 		// The machine's environment, not berth's.

@@ -13,7 +13,7 @@ import (
 )
 
 // Remove deletes machine name: its unit and settings files, its cloned
-// root filesystem and berth's record. A running machine is stopped first
+// root filesystem with its image config, and berth's record. A running machine is stopped first
 // only if force is set.
 func (h Host) Remove(ctx context.Context, name string, force bool) error {
 	if err := machine.ValidateName(name); err != nil {
@@ -46,6 +46,13 @@ func (h Host) Remove(ctx context.Context, name string, force bool) error {
 	if in.Cloned {
 		if err := store.RemoveRootfs(h.MachinesDir, name); err != nil {
 			return fmt.Errorf("remove machine %s: %w", name, err)
+		}
+		// The copy's image config; a machine on the image's own tree
+		// reads the image's, which stays with the image.
+		if p := in.Spec.ImageConfig; p != "" {
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("remove machine %s: %w", name, err)
+			}
 		}
 	}
 	if err := os.Remove(h.statePath(name)); err != nil {

@@ -133,8 +133,10 @@ func split0(b []byte) []string {
 
 // execInitArgv builds the berth-init command line for an exec from the
 // machine's own: the same options (user, working directory, --keep-home,
-// the environment it was given as JSON), those of o overriding, and argv
-// instead of the service's command.
+// the image config and the environment it was given as options), those of
+// o overriding, and argv instead of the service's command. A machine that
+// resolves its image at start has re-executed its berth-init with the
+// resolved options, but its original ones are understood too.
 func execInitArgv(leader, argv []string, o ExecOptions) ([]string, error) {
 	if len(leader) == 0 || leader[0] != machine.InitPath {
 		return nil, fmt.Errorf("the machine's init is %q, not berth-init", strings.Join(leader, " "))
@@ -143,11 +145,13 @@ func execInitArgv(leader, argv []string, o ExecOptions) ([]string, error) {
 	user, workdir := o.User, o.WorkDir
 	for i := 1; i < len(leader); i++ {
 		a := leader[i]
-		if a == "--" || a == "--argv-json" {
-			break
-		}
 		switch a {
-		case "--user", "--workdir", "--env-json":
+		case "--", "--argv-json", "--cmd", "--cmd-json":
+			// The command: the exec replaces it.
+			i = len(leader)
+		case "--keep-home":
+			out = append(out, a)
+		case "--user", "--workdir", "--env", "--env-json", "--image-config", "--stop-signal":
 			if i+1 >= len(leader) {
 				return nil, fmt.Errorf("the machine's init command ends after %s", a)
 			}
@@ -157,11 +161,11 @@ func execInitArgv(leader, argv []string, o ExecOptions) ([]string, error) {
 				user = leader[i]
 			case a == "--workdir" && workdir == "":
 				workdir = leader[i]
-			case a == "--env-json":
+			case a == "--env", a == "--env-json", a == "--image-config":
 				out = append(out, a, leader[i])
 			}
-		case "--keep-home":
-			out = append(out, a)
+		default:
+			return nil, fmt.Errorf("the machine's init has option %q, which this berth does not know", a)
 		}
 	}
 	if user != "" {

@@ -176,10 +176,9 @@ func (s StoreImages) Clone(ctx context.Context, from, to string, stop func() err
 		stg.Discard()
 		return "", err
 	}
-	if cfg, err := os.ReadFile(store.ConfigPath(s.MachinesDir, from)); err == nil {
-		if err := os.WriteFile(store.ConfigPath(s.MachinesDir, to), cfg, 0o644); err != nil {
-			return "", err
-		}
+	// The machine resolves its image from this config when it starts.
+	if err := st.WriteConfig(s.MachinesDir, to, rec.Config); err != nil {
+		return "", err
 	}
 	cp := *rec
 	cp.Name = to

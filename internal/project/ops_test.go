@@ -319,7 +319,7 @@ func TestReadOnlyMountPoints(t *testing.T) {
 	if _, err := e.up(t, e.load(t, yaml), UpOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{".berth/init", "etc/hosts", "srv/run/secrets/dbpass"} {
+	for _, f := range []string{".berth/init", ".berth/image.json", "etc/hosts", "srv/run/secrets/dbpass"} {
 		fi, err := os.Lstat(filepath.Join(root, f))
 		if err != nil || !fi.Mode().IsRegular() {
 			t.Errorf("mount point /%s: %v, %v", f, fi, err)
@@ -357,5 +357,32 @@ func TestPsShowsEveryAddressAsDockerDoes(t *testing.T) {
 	}
 	if len(st) != 1 || strings.Join(st[0].Ports, ",") != "0.0.0.0:8080->80/tcp" {
 		t.Errorf("ps web = %+v", st)
+	}
+}
+
+// TestExecInitArgvImageConfig: a machine that resolves its image at start
+// re-executes its berth-init resolved (the stop signal is the machine's
+// own, not the exec's); should it not have, the image config and the
+// environment overrides carry over to the exec, and the service's Cmd
+// does not.
+func TestExecInitArgvImageConfig(t *testing.T) {
+	for _, tt := range []struct {
+		leader []string
+		want   []string
+	}{
+		{[]string{machine.InitPath, "--user", "1000", "--workdir", "/srv", "--stop-signal", "SIGQUIT", "--keep-home", "--", "app"},
+			[]string{machine.InitPath, "--keep-home", "--user", "1000", "--workdir", "/srv", "--", "id"}},
+		{[]string{machine.InitPath, "--image-config", machine.ImageConfigPath, "--user", "app", "--stop-signal", "SIGINT", "--env", "A=1", "--env-json", `["B=x\ny"]`, "--cmd", "serve", "--port", "80"},
+			[]string{machine.InitPath, "--image-config", machine.ImageConfigPath, "--env", "A=1", "--env-json", `["B=x\ny"]`, "--user", "app", "--", "id"}},
+		{[]string{machine.InitPath, "--image-config", machine.ImageConfigPath, "--cmd-json", `["a\nb"]`},
+			[]string{machine.InitPath, "--image-config", machine.ImageConfigPath, "--", "id"}},
+	} {
+		got, err := execInitArgv(tt.leader, []string{"id"}, ExecOptions{})
+		if err != nil || !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("leader %q: exec %q, %v; want %q", tt.leader, got, err, tt.want)
+		}
+	}
+	if _, err := execInitArgv([]string{machine.InitPath, "--future-option", "x", "--", "app"}, []string{"id"}, ExecOptions{}); err == nil {
+		t.Error("accepted an init option this berth does not know")
 	}
 }

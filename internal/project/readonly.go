@@ -22,7 +22,7 @@ type mountPoint struct {
 }
 
 // readOnlyMountPoints lists, per machine of a read_only service, where
-// nspawn will mount: berth-init, /etc/hosts, resolv.conf, secrets,
+// nspawn will mount: berth-init and the image config, /etc/hosts, resolv.conf, secrets,
 // configs, volumes, binds and tmpfs. nspawn cannot create a missing mount
 // point in a read-only tree ("Failed to make parents of …"), so up
 // creates them first.
@@ -38,6 +38,9 @@ func readOnlyMountPoints(plan *compose.Plan, files []compose.File) map[string][]
 				continue
 			}
 			mps := []mountPoint{{Path: machine.InitPath, File: true}}
+			if in.Spec.ImageConfig != "" {
+				mps = append(mps, mountPoint{Path: machine.ImageConfigPath, File: true})
+			}
 			if have[path.Join(in.StateDir, "hosts")] {
 				mps = append(mps, mountPoint{Path: "/etc/hosts", File: true})
 			}

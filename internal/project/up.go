@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-
 	"github.com/berth-sh/berth/internal/compose"
 )
 
@@ -77,7 +75,7 @@ func (h *Host) Up(ctx context.Context, p *compose.Project, o UpOptions) (*UpResu
 	res := &UpResult{Project: p.Name}
 	co := h.convertOptions(o.Convert, o.Images)
 
-	first, err := firstPlan(p, co, o.Images)
+	first, err := firstPlan(p, co)
 	if first == nil {
 		return nil, err
 	}
@@ -111,17 +109,11 @@ func (h *Host) Up(ctx context.Context, p *compose.Project, o UpOptions) (*UpResu
 }
 
 // firstPlan is the first conversion, which only names the machines and
-// their images. Images not pulled yet are stood in for by a placeholder
-// config, since the conversion refuses images whose command it cannot
-// know; the second conversion, after pulling, uses the real ones. A nil
-// plan comes with the conversion's error.
-func firstPlan(p *compose.Project, co compose.ConvertOptions, imgs Images) (*compose.Plan, error) {
-	co.Images = func(ref string) (*v1.Config, bool) {
-		if cfg, ok := imgs.Info(ref); ok {
-			return cfg, true
-		}
-		return &v1.Config{Cmd: []string{"/.berth/not-pulled-yet"}}, true
-	}
+// their images (machines resolve their image when they start, so images
+// not pulled yet do not stop it); the second conversion, after pulling,
+// knows every image's volumes and healthcheck. A nil plan comes with the
+// conversion's error.
+func firstPlan(p *compose.Project, co compose.ConvertOptions) (*compose.Plan, error) {
 	first, err := compose.Convert(p, co)
 	if first == nil || first.Plan == nil || first.Findings.Err() != nil {
 		return nil, err

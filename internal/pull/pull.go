@@ -40,6 +40,11 @@ var (
 type Options struct {
 	// Ref is the image: a registry reference or oci:PATH[:TAG].
 	Ref string
+	// LayoutTag selects the image of a layout reference given without a
+	// tag (oci:PATH) by its org.opencontainers.image.ref.name, which may
+	// hold ':' and '/' that the oci:PATH:TAG form cannot carry
+	// ("org.example.app:1.0").
+	LayoutTag string
 	// Name is the machine name. Default: derived from Ref (DefaultName).
 	Name string
 	// Platform selects from a multi-platform index. Default: the platform
@@ -145,6 +150,9 @@ func Pull(ctx context.Context, opts Options) (res *Result, err error) {
 	}
 	ref, err := ParseRef(opts.Ref, opts.Insecure)
 	if err != nil {
+		return nil, err
+	}
+	if ref, err = ref.WithLayoutTag(opts.LayoutTag); err != nil {
 		return nil, err
 	}
 	name := opts.Name
@@ -253,13 +261,8 @@ func Pull(ctx context.Context, opts Options) (res *Result, err error) {
 // refreshUpToDate fixes what may have drifted on an installed, unchanged
 // image: the reference it was pulled by, a deleted .oci-config.
 func refreshUpToDate(st *store.Store, prev *store.Record, ref Ref, o *Options) error {
-	cfgPath := store.ConfigPath(o.MachinesDir, prev.Name)
-	if _, err := os.Stat(cfgPath); errors.Is(err, fs.ErrNotExist) {
-		b, err := st.ReadBlob(prev.Config)
-		if err != nil {
-			return err
-		}
-		if err := store.WriteFileAtomic(cfgPath, b, 0o644); err != nil {
+	if _, err := os.Stat(store.ConfigPath(o.MachinesDir, prev.Name)); errors.Is(err, fs.ErrNotExist) {
+		if err := st.WriteConfig(o.MachinesDir, prev.Name, prev.Config); err != nil {
 			return err
 		}
 	}

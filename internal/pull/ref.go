@@ -66,6 +66,19 @@ func ParseRef(s string, insecure bool) (Ref, error) {
 	return Ref{Remote: ref}, nil
 }
 
+// WithLayoutTag is r selecting tag in its layout (Options.LayoutTag); an
+// empty tag leaves r as it is.
+func (r Ref) WithLayoutTag(tag string) (Ref, error) {
+	switch {
+	case tag == "":
+		return r, nil
+	case r.Layout == "" || r.Tag != "":
+		return Ref{}, fmt.Errorf("select %q in %s: a layout tag needs an oci:PATH reference without one", tag, r)
+	}
+	r.Tag = tag
+	return r, nil
+}
+
 // String is the normalized reference, as recorded.
 func (r Ref) String() string {
 	if r.Remote == nil {

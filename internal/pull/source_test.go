@@ -259,3 +259,32 @@ func TestPullFromUntaggedMultiPlatformLayout(t *testing.T) {
 		t.Errorf("p = %q, want linux/arm64", got)
 	}
 }
+
+// TestPullLayoutTag: a ref name with ':' and '/' (reverse-DNS name and
+// version), which oci:PATH:TAG cannot carry, is selected by LayoutTag.
+func TestPullLayoutTag(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "apps")
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tag := range []string{"org.example/app:1.0", "org.example/app:1.1"} {
+		img := imageOf(t, "linux/amd64", layerOf(t, tarOf(t, "tag", tag), "zstd"))
+		if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": tag})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := newEnv(t)
+	res := e.pull(t, "oci:"+dir, func(o *Options) { o.LayoutTag = "org.example/app:1.1"; o.Name = "app" })
+	if got := readFile(t, filepath.Join(e.machines, "app", "tag")); got != "org.example/app:1.1" {
+		t.Errorf("tag file = %q", got)
+	}
+	if res.Record.Reference != "oci:"+dir+":org.example/app:1.1" {
+		t.Errorf("reference %q", res.Record.Reference)
+	}
+	o := e.opts("oci:" + dir + ":x")
+	o.LayoutTag = "y"
+	if _, err := Pull(context.Background(), o); err == nil {
+		t.Error("a layout tag beside a tag in the reference was accepted")
+	}
+}

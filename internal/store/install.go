@@ -203,9 +203,25 @@ func RemoveRootfs(machinesDir, name string) error {
 }
 
 // ConfigPath is where the image config of machine name is kept next to its
-// root filesystem, as importctl does for OCI imports.
+// root filesystem, as importctl does for OCI imports. Machines that
+// resolve their image when they start read it from there
+// (machine.Spec.ImageConfig), so every way of installing a machine writes
+// it with the tree, and removing the machine removes it.
 func ConfigPath(machinesDir, name string) string {
 	return filepath.Join(machinesDir, name+".oci-config")
+}
+
+// WriteConfig installs the image config blob config (read from the store
+// and verified) as machine name's ConfigPath, atomically.
+func (s *Store) WriteConfig(machinesDir, name string, config v1.Hash) error {
+	b, err := s.ReadBlob(config)
+	if err != nil {
+		return fmt.Errorf("install config of machine %s: %w", name, err)
+	}
+	if err := WriteFileAtomic(ConfigPath(machinesDir, name), b, 0o644); err != nil {
+		return fmt.Errorf("install config of machine %s: %w", name, err)
+	}
+	return nil
 }
 
 // LoadMachine returns the record of machine name in the store at root and

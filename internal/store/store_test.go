@@ -315,3 +315,27 @@ func TestStagingWriteback(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestWriteConfig installs a machine's image config from the store, where
+// machines that resolve their image at start read it, and refuses a blob
+// the store does not have.
+func TestWriteConfig(t *testing.T) {
+	s := openStore(t)
+	cfg := []byte(`{"config":{"Cmd":["sh"]}}`)
+	if err := s.PutBlob(digestOf(cfg), cfg); err != nil {
+		t.Fatal(err)
+	}
+	machines := t.TempDir()
+	if err := s.WriteConfig(machines, "web", digestOf(cfg)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(ConfigPath(machines, "web")); err != nil || string(got) != string(cfg) {
+		t.Errorf("config file = %q, %v; want %q", got, err, cfg)
+	}
+	if err := s.WriteConfig(machines, "db", digestOf([]byte("missing"))); err == nil {
+		t.Error("a config the store lacks was installed")
+	}
+	if _, err := os.Stat(ConfigPath(machines, "db")); !os.IsNotExist(err) {
+		t.Errorf("failed install left %s: %v", ConfigPath(machines, "db"), err)
+	}
+}

@@ -165,6 +165,9 @@ func FuzzCommandRoundTrip(f *testing.F) {
 		f.Add(s, s)
 	}
 	f.Fuzz(func(t *testing.T, a, b string) {
+		if unmark(a) != a || unmark(b) != b {
+			t.Skip("a Specifier mark is written as a specifier on purpose")
+		}
 		for _, d := range []Dialect{Systemd, Nspawn} {
 			argv := []string{"/bin/x", a, b}
 			f := New(d)

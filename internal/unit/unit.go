@@ -273,9 +273,16 @@ func (d Dialect) value(e Entry) (string, error) {
 	if !validKey(e.Key) {
 		return "", ErrInvalidName
 	}
+	marked := false
 	for _, v := range e.Values {
-		if err := checkLine(v); err != nil {
+		if err := checkLine(unmark(v)); err != nil {
 			return "", err
+		}
+		marked = marked || v != unmark(v)
+	}
+	if marked {
+		if d != Systemd || e.Kind == Verbatim || e.Kind == Bind {
+			return "", fmt.Errorf("%w: a specifier (unit.Specifier) in a setting that expands none", ErrInvalidValue)
 		}
 	}
 	switch e.Kind {
@@ -298,7 +305,7 @@ func (d Dialect) value(e Entry) (string, error) {
 			// RequiresMountsFor= and friends unquote without C
 			// escapes: a control character has no spelling there.
 			for _, w := range e.Values {
-				if err := checkControl(w); err != nil {
+				if err := checkControl(unmark(w)); err != nil {
 					return "", err
 				}
 				if strings.ContainsRune(w, '\t') {
@@ -309,7 +316,7 @@ func (d Dialect) value(e Entry) (string, error) {
 		return d.words(e.Values, false)
 	case Env:
 		for _, kv := range e.Values {
-			if err := checkEnv(kv); err != nil {
+			if err := checkEnv(unmark(kv)); err != nil {
 				return "", err
 			}
 		}
@@ -327,7 +334,7 @@ func (d Dialect) value(e Entry) (string, error) {
 // expansion in units). conf-parser strips surrounding whitespace and joins a
 // line ending in an odd number of backslashes with the next one.
 func (d Dialect) literal(v string) (string, error) {
-	if err := checkControl(v); err != nil {
+	if err := checkControl(unmark(v)); err != nil {
 		return "", err
 	}
 	if v != strings.TrimSpace(v) {
@@ -338,8 +345,48 @@ func (d Dialect) literal(v string) (string, error) {
 	}
 	if d == Systemd {
 		v = strings.ReplaceAll(v, "%", "%%")
+		v = strings.ReplaceAll(v, specifierMark, "%")
 	}
 	return v, nil
+}
+
+// specifierMark starts a specifier in a value (see Specifier). checkLine
+// refuses NUL everywhere else, so no value can contain it by accident.
+const specifierMark = "\x00"
+
+// specifiers are the systemd specifiers a value may keep: the instance
+// name of a template unit, escaped (%i) and unescaped (%I).
+const specifiers = "iI"
+
+// Specifier is a piece of a value that Marshal writes as the systemd
+// specifier %c, while every other '%' in the value is doubled: for units
+// made from templates (NAME@.service), whose machine name, paths and
+// command lines name the instance. c must be 'i' or 'I'. Only settings the
+// manager expands specifiers in may hold one (Text, Path, Command, Words
+// and Env entries of the Systemd dialect); elsewhere Marshal fails.
+func Specifier(c byte) string {
+	if !strings.ContainsRune(specifiers, rune(c)) {
+		panic("unit: unsupported specifier %" + string(c))
+	}
+	return specifierMark + string(c)
+}
+
+// unmark is v with each well-formed specifier mark written as its
+// specifier ("%i"), the text checks see; a stray mark stays a NUL byte,
+// which they refuse.
+func unmark(v string) string {
+	if !strings.Contains(v, specifierMark) {
+		return v
+	}
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		if v[i] == 0 && i+1 < len(v) && strings.IndexByte(specifiers, v[i+1]) >= 0 {
+			b.WriteByte('%')
+			continue
+		}
+		b.WriteByte(v[i])
+	}
+	return b.String()
 }
 
 // execPrefixes are the characters config_parse_exec() strips from the front
@@ -404,8 +451,21 @@ func (d Dialect) words(ws []string, dollar bool) (string, error) {
 // there when it starts the process.
 func cQuote(w string, dollar bool) string {
 	var b strings.Builder
+	b.Grow(len(w) + 2)
 	b.WriteByte('"')
-	for _, r := range w {
+	for len(w) > 0 {
+		// Copy the run of bytes that need no escape at once: this is
+		// most of every unit, and the generator's time at boot.
+		n := 0
+		for n < len(w) && w[n] >= 0x20 && w[n] < 0x7f && w[n] != '\\' && w[n] != '"' && w[n] != '%' && w[n] != '$' {
+			n++
+		}
+		b.WriteString(w[:n])
+		if w = w[n:]; w == "" {
+			break
+		}
+		r, size := utf8.DecodeRuneInString(w)
+		w = w[size:]
 		switch {
 		case r == '\\':
 			b.WriteString(`\\`)
@@ -413,6 +473,8 @@ func cQuote(w string, dollar bool) string {
 			b.WriteString(`\"`)
 		case r == '\t':
 			b.WriteString(`\t`)
+		case r == 0:
+			b.WriteByte('%') // a Specifier (checked): its letter follows
 		case r < 0x20 || r == 0x7f:
 			fmt.Fprintf(&b, `\x%02x`, r)
 		case r == '%':
@@ -474,6 +536,9 @@ func bindValue(v []string) (string, error) {
 		}
 	}
 	esc := func(s string) string {
+		if !strings.ContainsAny(s, "\\: \t") {
+			return s
+		}
 		var b strings.Builder
 		for _, r := range s {
 			if r == '\\' || r == ':' || r == ' ' || r == '\t' {

@@ -107,3 +107,37 @@ func TestMarshalLayout(t *testing.T) {
 		t.Errorf("Lookup = %v", got)
 	}
 }
+
+func TestSpecifierKeptOtherPercentDoubled(t *testing.T) {
+	i := Specifier('i')
+	f := New(Systemd)
+	s := f.Section("S")
+	s.Add("Description", "machine web-"+i+" at 100%")
+	s.AddCommand("ExecStart", "", "/bin/nspawn", "--machine=web-"+i, "50%", "$X")
+	s.AddWords("RequiresMountsFor", "/m/web-"+i)
+	s.AddEnv("Environment", "M=web-"+i+"%")
+	b, err := f.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "[S]\nDescription=machine web-%i at 100%%\n" +
+		`ExecStart="/bin/nspawn" "--machine=web-%i" "50%%" "$$X"` + "\n" +
+		`RequiresMountsFor="/m/web-%i"` + "\n" +
+		`Environment="M=web-%i%%"` + "\n"
+	if string(b) != want {
+		t.Errorf("got\n%s\nwant\n%s", b, want)
+	}
+}
+
+func TestSpecifierRefusedWhereNotExpanded(t *testing.T) {
+	i := Specifier('i')
+	for name, f := range map[string]*File{
+		"nspawn":   {Dialect: Nspawn, Sections: []*Section{{Name: "Exec", Entries: []Entry{{Key: "Hostname", Kind: Text, Values: []string{"a" + i}}}}}},
+		"verbatim": {Dialect: Systemd, Sections: []*Section{{Name: "S", Entries: []Entry{{Key: "MemoryMax", Kind: Verbatim, Values: []string{"1" + i}}}}}},
+		"stray":    {Dialect: Systemd, Sections: []*Section{{Name: "S", Entries: []Entry{{Key: "Description", Kind: Text, Values: []string{"a\x00x"}}}}}},
+	} {
+		if _, err := f.Marshal(); !errors.Is(err, ErrInvalidValue) {
+			t.Errorf("%s: got %v, want ErrInvalidValue", name, err)
+		}
+	}
+}

@@ -26,6 +26,13 @@ type Check struct {
 	StartInterval time.Duration
 	// Retries is how many consecutive failures make the machine unhealthy.
 	Retries uint64
+	// ExitUnhealthy makes Watch return ErrUnhealthy whenever the machine
+	// turns unhealthy, not only before it was first healthy: a unit bound
+	// to the watcher's then stops (podman's HealthOnFailure=stop).
+	ExitUnhealthy bool
+	// UntilHealthy makes Watch return nil once the check first passed:
+	// a wait for health (podman's Notify=healthy, as ExecStartPost=).
+	UntilHealthy bool
 }
 
 // Result is one probe.
@@ -119,8 +126,11 @@ func Watch(ctx context.Context, c Check, p Prober, clk Clock, notify func(string
 		if err := notify(msg); err != nil {
 			return fmt.Errorf("watch health: notify systemd: %w", err)
 		}
-		if st.Status == Unhealthy && !ready {
+		if st.Status == Unhealthy && (!ready || c.ExitUnhealthy) {
 			return fmt.Errorf("watch health: %w: %d failures in a row, last exit code %d: %s", ErrUnhealthy, st.FailingStreak, res.ExitCode, res.Output)
+		}
+		if ready && c.UntilHealthy {
+			return nil
 		}
 	}
 }

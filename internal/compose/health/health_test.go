@@ -130,3 +130,25 @@ func TestTimeoutIsAFailure(t *testing.T) {
 		t.Errorf("result %+v, want a timeout failure", r)
 	}
 }
+
+func TestExitUnhealthyAfterReady(t *testing.T) {
+	c := Check{Interval: time.Second, Timeout: time.Second, Retries: 2, ExitUnhealthy: true}
+	_, states, _, err := run(t, c, []int{0, 1, 1, 0})
+	if !errors.Is(err, ErrUnhealthy) {
+		t.Fatalf("err = %v, want ErrUnhealthy", err)
+	}
+	if len(states) != 4 || states[3].Status != Unhealthy {
+		t.Errorf("stopped at %+v, want after the second failure", states)
+	}
+}
+
+func TestUntilHealthyReturnsOnFirstPass(t *testing.T) {
+	c := Check{Interval: time.Second, Timeout: time.Second, Retries: 3, UntilHealthy: true}
+	notes, _, _, err := run(t, c, []int{1, 0, 1, 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(notes) != 2 {
+		t.Errorf("watched on after the first pass: %q", notes)
+	}
+}

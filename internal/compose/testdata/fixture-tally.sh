@@ -46,8 +46,8 @@ located_re='\.ya?ml:[0-9]+:.*\b(services|networks|volumes|secrets|configs|includ
 berth() { # file verb [compose flags...]
 	local f=$1 verb=$2
 	shift 2
-	# A private, empty state directory: no image is pulled, so services
-	# without command: report "image … is not pulled", a located finding.
+	# A private, empty state directory and no environment: no image is
+	# pulled (berth says so naming image:'s line) and variables are unset.
 	(cd "$(dirname "$f")" && env -i PATH="$PATH" HOME="$scratch" \
 		"$scratch/berth" --root "$scratch/state" --machines-dir "$scratch/machines" \
 		compose "$@" -f "$f" "$verb" 2>&1 >/dev/null)

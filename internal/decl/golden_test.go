@@ -1,0 +1,205 @@
+package decl
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/txtar"
+)
+
+var update = flag.Bool("update", false, "rewrite the expected output of golden tests and docs/generator.md")
+
+// TestGolden generates units from each testdata/*.txtar archive: its files
+// are declarations (and drop-ins) extracted to a temporary directory, the
+// search path; the "want" file is what `berth-generator --dry-run` would
+// print, findings first ($WORK is the directory). The archive's comment
+// may say "dirs: A B" (the search path, relative, earlier wins) and
+// "symlink: NAME TARGET" (one per line) and "layouts: A B" (directories of
+// OCI image layouts, none by default). Every unit made is then checked
+// with systemd-analyze verify, which must print nothing.
+func TestGolden(t *testing.T) {
+	archives, _ := filepath.Glob("testdata/*.txtar")
+	if len(archives) == 0 {
+		t.Fatal("no golden archives")
+	}
+	for _, a := range archives {
+		t.Run(strings.TrimSuffix(filepath.Base(a), ".txtar"), func(t *testing.T) {
+			runGolden(t, a)
+		})
+	}
+}
+
+// goldenOptions are the host facts of the golden output; verify points
+// the helpers at binaries that exist here, as systemd-analyze wants.
+func goldenOptions(verify bool) Options {
+	if verify {
+		return Options{Berth: "/bin/true", Init: "/bin/true", Machinectl: "/bin/true", SocketProxyd: "/bin/true"}
+	}
+	return Options{}
+}
+
+func runGolden(t *testing.T, archive string) {
+	ar, err := txtar.ParseFile(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	dirs := []string{dir}
+	var layoutDirs []string
+	for _, f := range ar.Files {
+		if f.Name == "want" {
+			continue
+		}
+		p := filepath.Join(dir, f.Name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, f.Data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, line := range strings.Split(string(ar.Comment), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		switch strings.TrimSpace(k) {
+		case "dirs":
+			dirs = nil
+			for _, d := range strings.Fields(v) {
+				dirs = append(dirs, filepath.Join(dir, d))
+			}
+		case "layouts":
+			for _, d := range strings.Fields(v) {
+				layoutDirs = append(layoutDirs, filepath.Join(dir, d))
+			}
+		case "symlink":
+			f := strings.Fields(v)
+			if len(f) != 2 {
+				t.Fatalf("symlink: want NAME TARGET, have %q", v)
+			}
+			if err := os.Symlink(f[1], filepath.Join(dir, f[0])); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	generate := func(verify bool) ([]Unit, Findings) {
+		in, lf := Load(dirs, OSDir{})
+		o := goldenOptions(verify)
+		var layoutFindings Findings
+		o.Layouts, layoutFindings = LoadLayouts(layoutDirs, OSDir{})
+		units, gf := Generate(in, o)
+		return units, append(append(lf, layoutFindings...), gf...)
+	}
+	units, findings := generate(false)
+	var got bytes.Buffer
+	for _, f := range findings {
+		got.WriteString(f.String() + "\n")
+	}
+	if len(findings) > 0 && len(units) > 0 {
+		got.WriteString("\n")
+	}
+	if err := WriteListing(&got, units); err != nil {
+		t.Fatal(err)
+	}
+	text := strings.ReplaceAll(got.String(), dir, "$WORK")
+	wantIdx := -1
+	for i, f := range ar.Files {
+		if f.Name == "want" {
+			wantIdx = i
+		}
+	}
+	if *update {
+		if wantIdx < 0 {
+			ar.Files = append(ar.Files, txtar.File{Name: "want"})
+			wantIdx = len(ar.Files) - 1
+		}
+		ar.Files[wantIdx].Data = []byte(text)
+		if err := os.WriteFile(archive, txtar.Format(ar), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	} else if want := ""; wantIdx < 0 || text != string(ar.Files[wantIdx].Data) {
+		if wantIdx >= 0 {
+			want = string(ar.Files[wantIdx].Data)
+		}
+		t.Errorf("output differs from %s (rerun with -update to accept):\n%s", archive, lineDiff(want, text))
+	}
+	if units, _ := generate(true); len(units) > 0 {
+		verifyUnits(t, units)
+	}
+}
+
+// lineDiff shows the first lines where want and got differ.
+func lineDiff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	var b strings.Builder
+	shown := 0
+	for i := 0; i < len(w) || i < len(g); i++ {
+		var wl, gl string
+		if i < len(w) {
+			wl = w[i]
+		}
+		if i < len(g) {
+			gl = g[i]
+		}
+		if wl != gl {
+			b.WriteString("line " + strconv.Itoa(i+1) + ":\n  want: " + wl + "\n  got:  " + gl + "\n")
+			if shown++; shown > 8 {
+				break
+			}
+		}
+	}
+	return b.String()
+}
+
+// verifyUnits writes units into a directory and runs systemd-analyze
+// verify on all of them together; any output fails.
+func verifyUnits(t *testing.T, units []Unit) {
+	t.Helper()
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		if os.Getenv("BERTH_TEST_REQUIRE_TOOLS") == "1" {
+			t.Fatalf("systemd-analyze is required: %v", err)
+		}
+		t.Skip("systemd-analyze not installed")
+	}
+	dir := t.TempDir()
+	if err := WriteUnits(dir, units); err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for i, u := range units {
+		p := filepath.Join(dir, u.Name)
+		if strings.Contains(u.Name, ":") {
+			// verify reads FILE:NAME as "FILE, verified as NAME", so
+			// a name with ':' (an OCI layout's unit) is passed that way.
+			alias := filepath.Join(t.TempDir(), "unit"+strconv.Itoa(i)+path.Ext(u.Name))
+			if err := os.WriteFile(alias, u.Data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			p = alias + ":" + u.Name
+		}
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	cmd := exec.Command(analyze, append([]string{"verify"}, paths...)...)
+	// Units the declarations name (After=, Requires=) are looked up
+	// beside the generated ones, then on the host.
+	cmd.Env = append(os.Environ(), "SYSTEMD_UNIT_PATH="+dir+":")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatal(err)
+	}
+	if err != nil || out.Len() > 0 {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, out.String())
+	}
+}
