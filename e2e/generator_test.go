@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -38,6 +39,8 @@ func TestGenerator(t *testing.T) {
 	scenario(t, h, "container serves its published port", func(t *testing.T, h *testhost.Host) { testGeneratedContainer(t, h, reg) })
 	scenario(t, h, "broken declaration beside good ones", func(t *testing.T, h *testhost.Host) { testBrokenDeclaration(t, h, reg) })
 	scenario(t, h, "removed declaration", testRemovedDeclaration)
+	scenario(t, h, "compose project", func(t *testing.T, h *testhost.Host) { testGeneratedCompose(t, h, reg) })
+	scenario(t, h, "OCI layout with three names", func(t *testing.T, h *testhost.Host) { testGeneratedLayout(t, h, reg) })
 	scenario(t, h, "back after reboot", testGeneratedReboot)
 }
 
@@ -113,11 +116,66 @@ func testRemovedDeclaration(t *testing.T, h *testhost.Host) {
 	}
 }
 
+// testGeneratedCompose: a NAME.compose declaration brings its project up
+// through the wrapper unit.
+func testGeneratedCompose(t *testing.T, h *testhost.Host, reg *testhost.Registry) {
+	h.WriteFile("/srv/app/compose.yaml", []byte(`services:
+  web:
+    image: `+reg.Ref("e2e/web:1")+`
+    ports: ["127.0.0.1:8083:80"]
+`), 0o644)
+	h.WriteFile("/etc/berth/systemd/app.compose", []byte("[Compose]\nFile=/srv/app/compose.yaml\nProjectName=app\n"), 0o644)
+	h.MustRun("systemctl", "daemon-reload")
+	begin := time.Now()
+	h.MustRun("systemctl", "start", "berth-compose-app.service")
+	h.Eventually("the project's page answers on 127.0.0.1:8083", 90*time.Second, "curl -fsS --max-time 5 http://127.0.0.1:8083/ >/dev/null")
+	t.Logf("timing: berth-compose-app.service up until the page answers: %v", since(begin))
+}
+
+// testGeneratedLayout: one unit per image name of an OCI layout, named so
+// that systemd-escape gives layout and name back; one of them runs.
+func testGeneratedLayout(t *testing.T, h *testhost.Host, reg *testhost.Registry) {
+	dir := t.TempDir() + "/apps"
+	names := []string{"org.example.app:1.0", "app", "registry.example/ns/app:2"}
+	for _, n := range names {
+		reg.For(t).Mkimage("image", "--layer", "dir:"+testhost.BusyboxTree(t),
+			"--entrypoint", `["/bin/sh","-c","echo layout image running; sleep 600"]`, "--layout", dir, "--tag", n)
+	}
+	h.CopyIn(dir, "/var/lib/berth/layouts/apps")
+	h.MustRun("systemctl", "daemon-reload")
+	units := strings.Fields(h.MustSh("systemctl list-unit-files --no-legend --plain 'berth-oci@*' | cut -d' ' -f1"))
+	var got []string
+	for _, u := range units {
+		got = append(got, strings.TrimSpace(h.MustRun("systemd-escape", "-u", "--instance", u)))
+	}
+	want := []string{"apps/app", "apps/org.example.app:1.0", "apps/registry.example/ns/app:2"}
+	if strings.Join(sorted(got), " ") != strings.Join(want, " ") {
+		t.Fatalf("layout units %v unescape to %v, want %v", units, got, want)
+	}
+	for _, u := range units {
+		if strings.HasSuffix(strings.TrimSpace(h.MustRun("systemd-escape", "-u", "--instance", u)), "/org.example.app:1.0") {
+			h.MustRun("systemctl", "start", u)
+			h.Eventually(u+" runs its image", 60*time.Second, "journalctl -q -o cat -u '"+u+"' | grep -qx 'layout image running'")
+			h.MustRun("systemctl", "stop", u)
+		}
+	}
+}
+
+func sorted(s []string) []string {
+	out := append([]string(nil), s...)
+	slices.Sort(out)
+	return out
+}
+
+// testGeneratedReboot: what says WantedBy=multi-user.target (web.container,
+// and app.compose by default) comes back by itself after a reboot.
 func testGeneratedReboot(t *testing.T, h *testhost.Host) {
-	// web.container says WantedBy=multi-user.target: it starts at boot.
 	h.Reboot()
-	h.Eventually("web answers after the reboot", 90*time.Second, "curl -fsS --max-time 5 http://127.0.0.1:8081/ >/dev/null")
-	if got := strings.TrimSpace(h.MustRun("systemctl", "is-active", "web.service")); got != "active" {
-		t.Errorf("web.service after reboot: %s", got)
+	h.Eventually("web answers after the reboot", 120*time.Second, "curl -fsS --max-time 5 http://127.0.0.1:8081/ >/dev/null")
+	h.Eventually("the compose project answers after the reboot", 120*time.Second, "curl -fsS --max-time 5 http://127.0.0.1:8083/ >/dev/null")
+	for _, u := range []string{"web.service", "berth-compose-app.service"} {
+		if got := strings.TrimSpace(h.MustSh("systemctl is-active " + u + " || true")); got != "active" {
+			t.Errorf("%s after reboot: %s", u, got)
+		}
 	}
 }

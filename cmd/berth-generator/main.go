@@ -11,8 +11,8 @@
 // writes units into NORMAL-DIR, nowhere else, each atomically. It never
 // pulls, unpacks or runs anything: a unit whose image is missing pulls it
 // when it starts. A declaration with an error is skipped and reported as
-// FILE:LINE: error: [Group] Key: message on stderr (the journal, under
-// systemd); the generator still exits 0 so one bad file never costs the
+// FILE:LINE: error: [Group] Key: message to the journal (the kernel log at
+// early boot, before journald runs) and stderr; the generator still exits 0 so one bad file never costs the
 // boot the others. --dry-run prints the units instead, and exits 1 if any
 // declaration was skipped.
 //
@@ -25,22 +25,17 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 
 	"github.com/berth-sh/berth/internal/decl"
 )
 
 func main() {
-	// A generator runs for milliseconds at every boot and daemon-reload,
-	// allocating in proportion to its declarations: collecting garbage
-	// would only cost boot time. The limit makes the collector run should
-	// a huge declaration set ever need it.
-	debug.SetGCPercent(-1)
-	debug.SetMemoryLimit(256 << 20)
-	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr, openSystemLog))
 }
 
-func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+// run is the generator; openLog gives where findings are logged (the
+// journal or kernel log under systemd; tests pass stderr only).
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer, openLog func(io.Writer) *systemLog) int {
 	dryRun := len(args) == 1 && args[0] == "--dry-run"
 	if !dryRun && (len(args) != 1 && len(args) != 3 || args[0] == "" || args[0][0] == '-') {
 		fmt.Fprintln(stderr, "usage: berth-generator NORMAL-DIR [EARLY-DIR LATE-DIR] | --dry-run")
@@ -51,10 +46,10 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	units, findings := decl.Generate(in, decl.Options{Layouts: layouts})
 	loadFindings = append(loadFindings, layoutFindings...)
 	findings = append(loadFindings, findings...)
-	for _, f := range findings {
-		fmt.Fprintln(stderr, "berth-generator: "+f.String())
-	}
 	if dryRun {
+		for _, f := range findings {
+			fmt.Fprintln(stderr, "berth-generator: "+f.String())
+		}
 		if err := decl.WriteListing(stdout, units); err != nil {
 			fmt.Fprintln(stderr, "berth-generator:", err)
 			return 1
@@ -64,8 +59,17 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		}
 		return 0
 	}
+	log := openLog(stderr)
+	defer log.close()
+	for _, f := range findings {
+		prio := 4
+		if f.Severity == decl.Error {
+			prio = 3
+		}
+		log.printf(prio, "%s", f)
+	}
 	if err := decl.WriteUnits(args[0], units); err != nil {
-		fmt.Fprintln(stderr, "berth-generator:", err)
+		log.printf(3, "%v", err)
 		return 1
 	}
 	return 0

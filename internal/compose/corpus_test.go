@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/berth-sh/berth/internal/goldentest"
 )
 
 // corpusDir finds docker/awesome-compose's examples: ../shared/corpus from
@@ -96,7 +98,7 @@ func TestCorpus(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got != string(want) {
-		t.Errorf("corpus results differ from %s (rerun with -update to accept):\n%s", expected, lineDiff(string(want), got))
+		t.Errorf("corpus results differ from %s (rerun with -update to accept):\n%s", expected, goldentest.LineDiff(string(want), got))
 	}
 	t.Logf("awesome-compose corpus:\n%s", got)
 }

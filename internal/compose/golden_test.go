@@ -3,25 +3,24 @@ package compose
 import (
 	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/txtar"
+
+	"github.com/berth-sh/berth/internal/goldentest"
 )
 
 var update = flag.Bool("update", false, "rewrite the expected output of golden tests")
 
 // requireTools reports whether missing system tools must fail tests
 // instead of skipping them (CI sets it).
-func requireTools() bool { return os.Getenv("BERTH_TEST_REQUIRE_TOOLS") == "1" }
+func requireTools() bool { return goldentest.RequireTools() }
 
 // TestGolden converts each testdata/golden/*.txtar project and compares
 // the listing (or the error) with the archive's want file. The archive's
@@ -120,7 +119,7 @@ func runGolden(t *testing.T, archive string) {
 		return
 	}
 	if text != want {
-		t.Errorf("output differs from %s (rerun with -update to accept):\n%s", archive, lineDiff(want, text))
+		t.Errorf("output differs from %s (rerun with -update to accept):\n%s", archive, goldentest.LineDiff(want, text))
 	}
 	if err == nil {
 		// Same project again with helper binaries that exist here, so
@@ -135,40 +134,10 @@ func runGolden(t *testing.T, archive string) {
 	}
 }
 
-// lineDiff shows the first lines where want and got differ.
-func lineDiff(want, got string) string {
-	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
-	var b strings.Builder
-	shown := 0
-	for i := 0; i < len(w) || i < len(g); i++ {
-		var wl, gl string
-		if i < len(w) {
-			wl = w[i]
-		}
-		if i < len(g) {
-			gl = g[i]
-		}
-		if wl != gl {
-			b.WriteString("line " + strconv.Itoa(i+1) + ":\n  want: " + wl + "\n  got:  " + gl + "\n")
-			if shown++; shown > 8 {
-				break
-			}
-		}
-	}
-	return b.String()
-}
-
-// verifyUnits writes the unit files among files to a directory and runs
-// systemd-analyze verify on all of them together; any output fails.
+// verifyUnits writes the unit files among files to a directory and has
+// systemd-analyze verify them all together.
 func verifyUnits(t *testing.T, files []File) {
 	t.Helper()
-	analyze, err := exec.LookPath("systemd-analyze")
-	if err != nil {
-		if requireTools() {
-			t.Fatalf("systemd-analyze is required: %v", err)
-		}
-		t.Skip("systemd-analyze not installed")
-	}
 	dir := t.TempDir()
 	var units []string
 	for _, f := range files {
@@ -181,19 +150,6 @@ func verifyUnits(t *testing.T, files []File) {
 		}
 		units = append(units, p)
 	}
-	if len(units) == 0 {
-		t.Fatal("no units to verify")
-	}
 	sort.Strings(units)
-	cmd := exec.Command(analyze, append([]string{"verify"}, units...)...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err = cmd.Run()
-	var ee *exec.ExitError
-	if err != nil && !errors.As(err, &ee) {
-		t.Fatal(err)
-	}
-	if err != nil || out.Len() > 0 {
-		t.Errorf("systemd-analyze verify: %v\n%s", err, out.String())
-	}
+	goldentest.VerifyUnits(t, dir, units)
 }

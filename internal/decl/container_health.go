@@ -34,6 +34,8 @@ type healthPlan struct {
 	notify bool
 	// keys lists the health entries given, for "needs HealthCmd=".
 	keys []Entry
+	// bad: HealthCmd= was given but is wrong (reported already).
+	bad bool
 }
 
 func (h *healthPlan) run() bool { return h.cmd != nil && !h.none && !h.disabled }
@@ -41,6 +43,7 @@ func (h *healthPlan) run() bool { return h.cmd != nil && !h.none && !h.disabled 
 func (k *ctr) planHealthCmd(e Entry) {
 	h := &k.more.health
 	cmd, shell, err := healthTest(e.Value)
+	h.bad = err != nil
 	switch {
 	case err != nil:
 		k.err(containerGroup, e, "%v", err)
@@ -157,6 +160,9 @@ func (k *ctr) duration(e Entry, d *time.Duration, zero bool) {
 // ties the machine's unit to the health unit.
 func (k *ctr) finishHealth() {
 	h := &k.more.health
+	if h.bad {
+		return
+	}
 	if h.cmd == nil && !h.none {
 		for _, e := range h.keys {
 			k.err(containerGroup, e, "needs HealthCmd=: the image's HEALTHCHECK is not known when units are made")

@@ -2,10 +2,8 @@ package decl
 
 import (
 	"bytes"
-	"errors"
 	"flag"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"sort"
@@ -14,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/rogpeppe/go-internal/txtar"
+
+	"github.com/berth-sh/berth/internal/goldentest"
 )
 
 var update = flag.Bool("update", false, "rewrite the expected output of golden tests and docs/generator.md")
@@ -128,47 +128,17 @@ func runGolden(t *testing.T, archive string) {
 		if wantIdx >= 0 {
 			want = string(ar.Files[wantIdx].Data)
 		}
-		t.Errorf("output differs from %s (rerun with -update to accept):\n%s", archive, lineDiff(want, text))
+		t.Errorf("output differs from %s (rerun with -update to accept):\n%s", archive, goldentest.LineDiff(want, text))
 	}
 	if units, _ := generate(true); len(units) > 0 {
 		verifyUnits(t, units)
 	}
 }
 
-// lineDiff shows the first lines where want and got differ.
-func lineDiff(want, got string) string {
-	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
-	var b strings.Builder
-	shown := 0
-	for i := 0; i < len(w) || i < len(g); i++ {
-		var wl, gl string
-		if i < len(w) {
-			wl = w[i]
-		}
-		if i < len(g) {
-			gl = g[i]
-		}
-		if wl != gl {
-			b.WriteString("line " + strconv.Itoa(i+1) + ":\n  want: " + wl + "\n  got:  " + gl + "\n")
-			if shown++; shown > 8 {
-				break
-			}
-		}
-	}
-	return b.String()
-}
-
-// verifyUnits writes units into a directory and runs systemd-analyze
-// verify on all of them together; any output fails.
+// verifyUnits writes units into a directory and has systemd-analyze
+// verify them all together.
 func verifyUnits(t *testing.T, units []Unit) {
 	t.Helper()
-	analyze, err := exec.LookPath("systemd-analyze")
-	if err != nil {
-		if os.Getenv("BERTH_TEST_REQUIRE_TOOLS") == "1" {
-			t.Fatalf("systemd-analyze is required: %v", err)
-		}
-		t.Skip("systemd-analyze not installed")
-	}
 	dir := t.TempDir()
 	if err := WriteUnits(dir, units); err != nil {
 		t.Fatal(err)
@@ -188,18 +158,5 @@ func verifyUnits(t *testing.T, units []Unit) {
 		paths = append(paths, p)
 	}
 	sort.Strings(paths)
-	cmd := exec.Command(analyze, append([]string{"verify"}, paths...)...)
-	// Units the declarations name (After=, Requires=) are looked up
-	// beside the generated ones, then on the host.
-	cmd.Env = append(os.Environ(), "SYSTEMD_UNIT_PATH="+dir+":")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err = cmd.Run()
-	var ee *exec.ExitError
-	if err != nil && !errors.As(err, &ee) {
-		t.Fatal(err)
-	}
-	if err != nil || out.Len() > 0 {
-		t.Errorf("systemd-analyze verify: %v\n%s", err, out.String())
-	}
+	goldentest.VerifyUnits(t, dir, paths)
 }

@@ -149,4 +149,3 @@ func TestLayoutPath(t *testing.T) {
 		t.Errorf("default LayoutPath = %v", got)
 	}
 }
-

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+
+	"github.com/berth-sh/berth/internal/machine"
 )
 
 // ErrInvalid is wrapped by every error about a value.
@@ -54,21 +56,9 @@ func ParseHost(v string) (Host, error) {
 	return Host{Names: names, Addr: a}, nil
 }
 
-// ValidName accepts host names and search domains: letters, digits, '-',
-// '_' and '.', not starting with '.' or '-', at most 253 bytes. It keeps a
-// value from adding fields or lines to the files.
-func ValidName(n string) bool {
-	if n == "" || len(n) > 253 || n[0] == '.' || n[0] == '-' {
-		return false
-	}
-	for i := 0; i < len(n); i++ {
-		c := n[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return false
-		}
-	}
-	return true
-}
+// ValidName accepts host names and search domains as machine.ValidHostName
+// does: nothing that could add a field or a line to the files.
+func ValidName(n string) bool { return machine.ValidHostName(n) }
 
 // ValidOption accepts a resolver option (ndots:2, edns0, rotate):
 // printable, no blanks.

@@ -185,6 +185,7 @@ func (s *Section) AddBind(key, source, dest string, options ...string) *Section 
 // be written so that the dialect's parser reads back exactly that value.
 func (f *File) Marshal() ([]byte, error) {
 	var b bytes.Buffer
+	b.Grow(f.sizeHint())
 	for _, c := range f.Comments {
 		if err := checkLine(c); err != nil {
 			return nil, fmt.Errorf("write comment %q: %w", c, err)
@@ -218,6 +219,21 @@ func (f *File) Marshal() ([]byte, error) {
 		}
 	}
 	return b.Bytes(), nil
+}
+
+// sizeHint is about what f marshals to, so the buffer grows once.
+func (f *File) sizeHint() int {
+	n := 0
+	for _, s := range f.Sections {
+		n += len(s.Name) + 4
+		for _, e := range s.Entries {
+			n += len(e.Key) + 2
+			for _, v := range e.Values {
+				n += len(v) + 3
+			}
+		}
+	}
+	return n + n/8
 }
 
 func validSectionName(n string) bool {
@@ -426,13 +442,18 @@ func (d Dialect) command(prefix string, argv []string) (string, error) {
 // literal, so a double quote can only be written inside single quotes).
 func (d Dialect) words(ws []string, dollar bool) (string, error) {
 	var b strings.Builder
+	n := 0
+	for _, w := range ws {
+		n += len(w) + 3 // quotes and a blank; escapes grow it further
+	}
+	b.Grow(n)
 	for i, w := range ws {
 		if i > 0 {
 			b.WriteByte(' ')
 		}
 		switch d {
 		case Systemd:
-			b.WriteString(cQuote(w, dollar))
+			cQuoteTo(&b, w, dollar)
 		case Nspawn:
 			if err := checkControl(w); err != nil {
 				return "", err
@@ -445,13 +466,11 @@ func (d Dialect) words(ws []string, dollar bool) (string, error) {
 	return b.String(), nil
 }
 
-// cQuote double-quotes w with C escapes. "%" is doubled because specifiers
+// cQuoteTo writes w to b double-quoted with C escapes. "%" is doubled because specifiers
 // are expanded in every setting that takes words; "$" is doubled where the
 // words are a command line, because the manager expands $VAR and ${VAR}
 // there when it starts the process.
-func cQuote(w string, dollar bool) string {
-	var b strings.Builder
-	b.Grow(len(w) + 2)
+func cQuoteTo(b *strings.Builder, w string, dollar bool) {
 	b.WriteByte('"')
 	for len(w) > 0 {
 		// Copy the run of bytes that need no escape at once: this is
@@ -476,7 +495,7 @@ func cQuote(w string, dollar bool) string {
 		case r == 0:
 			b.WriteByte('%') // a Specifier (checked): its letter follows
 		case r < 0x20 || r == 0x7f:
-			fmt.Fprintf(&b, `\x%02x`, r)
+			fmt.Fprintf(b, `\x%02x`, r)
 		case r == '%':
 			b.WriteString("%%")
 		case r == '$' && dollar:
@@ -486,7 +505,6 @@ func cQuote(w string, dollar bool) string {
 		}
 	}
 	b.WriteByte('"')
-	return b.String()
 }
 
 // nspawnQuote writes w as adjacent quoted pieces: runs without a double

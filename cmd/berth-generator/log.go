@@ -1,0 +1,78 @@
+package main
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"time"
+)
+
+// journalSocket is journald's native protocol socket.
+const journalSocket = "/run/systemd/journal/socket"
+
+// systemLog is where a generator's findings must go to be seen: systemd
+// connects a generator's stderr to the console, not the journal. The
+// journal when journald runs (daemon-reload), else the kernel log (early
+// boot; journald imports it once it starts), as systemd's own generators
+// and quadlet do. Each message is also written to stderr.
+type systemLog struct {
+	stderr  io.Writer
+	journal net.Conn  // nil: not reachable
+	kmsg    io.Writer // nil: not writable
+}
+
+// stderrLog logs to stderr only.
+func stderrLog(stderr io.Writer) *systemLog { return &systemLog{stderr: stderr} }
+
+func openSystemLog(stderr io.Writer) *systemLog {
+	l := &systemLog{stderr: stderr}
+	if c, err := net.DialTimeout("unixgram", journalSocket, time.Second); err == nil {
+		l.journal = c
+	} else if f, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0); err == nil {
+		l.kmsg = f
+	}
+	return l
+}
+
+// printf logs one message at syslog priority prio (3 error, 4 warning).
+func (l *systemLog) printf(prio int, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	fmt.Fprintln(l.stderr, "berth-generator: "+msg)
+	switch {
+	case l.journal != nil:
+		l.journal.Write(journalEntry(prio, msg))
+	case l.kmsg != nil:
+		fmt.Fprintf(l.kmsg, "<%d>berth-generator[%d]: %s\n", prio, os.Getpid(), msg)
+	}
+}
+
+func (l *systemLog) close() {
+	if c, ok := l.kmsg.(io.Closer); ok {
+		c.Close()
+	}
+	if l.journal != nil {
+		l.journal.Close()
+	}
+}
+
+// journalEntry encodes a message in journald's native protocol, each
+// field in the length-prefixed form so any byte is safe.
+func journalEntry(prio int, msg string) []byte {
+	var b bytes.Buffer
+	field := func(k, v string) {
+		b.WriteString(k)
+		b.WriteByte('\n')
+		binary.Write(&b, binary.LittleEndian, uint64(len(v)))
+		b.WriteString(v)
+		b.WriteByte('\n')
+	}
+	field("MESSAGE", msg)
+	field("PRIORITY", strconv.Itoa(prio))
+	field("SYSLOG_IDENTIFIER", "berth-generator")
+	field("SYSLOG_PID", strconv.Itoa(os.Getpid()))
+	return b.Bytes()
+}

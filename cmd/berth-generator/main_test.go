@@ -1,0 +1,65 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestBadDeclarationSkipsOnlyItself: one bad file is reported with
+// file:line:key and skipped; the good one still gets its unit, and the
+// generator exits 0 (1 only with --dry-run).
+func TestBadDeclarationSkipsOnlyItself(t *testing.T) {
+	decls, out := t.TempDir(), t.TempDir()
+	files := map[string]string{
+		"good.container": "[Container]\nImage=example.org/app:1\nNetwork=none\n\n[Install]\nWantedBy=multi-user.target\n",
+		"bad.container":  "[Container]\nImage=example.org/app:1\nPodmanArgs=--foo\n",
+	}
+	for n, c := range files {
+		if err := os.WriteFile(filepath.Join(decls, n), []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	getenv := func(k string) string {
+		if k == "BERTH_UNIT_DIRS" {
+			return decls
+		}
+		return ""
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{out, out, out}, getenv, &stdout, &stderr, stderrLog); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	want := filepath.Join(decls, "bad.container") + ":3: error: [Container] PodmanArgs: "
+	if !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr does not name %q:\n%s", want, stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(out, "good.service")); err != nil {
+		t.Error(err)
+	}
+	if _, err := os.Stat(filepath.Join(out, "bad.service")); err == nil {
+		t.Error("bad.service was written")
+	}
+	if target, err := os.Readlink(filepath.Join(out, "multi-user.target.wants", "good.service")); err != nil || target != "../good.service" {
+		t.Errorf("install link: %q %v", target, err)
+	}
+	stdout.Reset()
+	if code := run([]string{"--dry-run"}, getenv, &stdout, &stderr, stderrLog); code != 1 {
+		t.Errorf("--dry-run with a bad declaration: exit %d, want 1", code)
+	}
+	if !strings.Contains(stdout.String(), "# good.service (from ") {
+		t.Errorf("--dry-run did not list good.service:\n%s", stdout.String())
+	}
+}
+
+// TestJournalEntry: the native-protocol datagram carries the message
+// byte for byte, newlines included, with priority and identifier.
+func TestJournalEntry(t *testing.T) {
+	b := journalEntry(3, "a.container:3: error: x\ny")
+	want := "MESSAGE\n\x19\x00\x00\x00\x00\x00\x00\x00a.container:3: error: x\ny\nPRIORITY\n\x01\x00\x00\x00\x00\x00\x00\x003\nSYSLOG_IDENTIFIER\n\x0f\x00\x00\x00\x00\x00\x00\x00berth-generator\n"
+	if got := string(b); !strings.HasPrefix(got, want) {
+		t.Errorf("journalEntry = %q, want prefix %q", got, want)
+	}
+}
