@@ -5,10 +5,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"strconv"
-	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // journalSocket is journald's native protocol socket.
@@ -21,18 +21,26 @@ const journalSocket = "/run/systemd/journal/socket"
 // and quadlet do. Each message is also written to stderr.
 type systemLog struct {
 	stderr  io.Writer
-	journal net.Conn  // nil: not reachable
+	journal int       // a datagram socket to journald; -1: not reachable
 	kmsg    io.Writer // nil: not writable
 }
 
 // stderrLog logs to stderr only.
-func stderrLog(stderr io.Writer) *systemLog { return &systemLog{stderr: stderr} }
+func stderrLog(stderr io.Writer) *systemLog { return &systemLog{stderr: stderr, journal: -1} }
 
+// openSystemLog connects to journald (a unix datagram socket, through
+// x/sys/unix: the net package would pull cgo into a lean binary), or opens
+// the kernel log.
 func openSystemLog(stderr io.Writer) *systemLog {
-	l := &systemLog{stderr: stderr}
-	if c, err := net.DialTimeout("unixgram", journalSocket, time.Second); err == nil {
-		l.journal = c
-	} else if f, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0); err == nil {
+	l := stderrLog(stderr)
+	if fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err == nil {
+		if unix.Connect(fd, &unix.SockaddrUnix{Name: journalSocket}) == nil {
+			l.journal = fd
+			return l
+		}
+		unix.Close(fd)
+	}
+	if f, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0); err == nil {
 		l.kmsg = f
 	}
 	return l
@@ -43,8 +51,8 @@ func (l *systemLog) printf(prio int, format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	fmt.Fprintln(l.stderr, "berth-generator: "+msg)
 	switch {
-	case l.journal != nil:
-		l.journal.Write(journalEntry(prio, msg))
+	case l.journal >= 0:
+		unix.Write(l.journal, journalEntry(prio, msg))
 	case l.kmsg != nil:
 		fmt.Fprintf(l.kmsg, "<%d>berth-generator[%d]: %s\n", prio, os.Getpid(), msg)
 	}
@@ -54,8 +62,8 @@ func (l *systemLog) close() {
 	if c, ok := l.kmsg.(io.Closer); ok {
 		c.Close()
 	}
-	if l.journal != nil {
-		l.journal.Close()
+	if l.journal >= 0 {
+		unix.Close(l.journal)
 	}
 }
 

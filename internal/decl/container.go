@@ -89,7 +89,7 @@ func (k *ctr) render() ([]Unit, error) {
 	// so the unit is right before the image is pulled and after it is
 	// replaced.
 	s.ResolveAtStart(imageConfigPath(k.opts.MachinesDir, s.Name), k.ov)
-	f, err := machine.RenderService(s)
+	f, err := machine.ServiceFile(s) // marshalled (and so checked) below
 	if err != nil {
 		return nil, err
 	}

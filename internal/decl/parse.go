@@ -8,8 +8,6 @@
 package decl
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"strings"
 )
@@ -44,24 +42,43 @@ type Entry struct {
 func Parse(path string, data []byte) (*File, error) {
 	f := &File{Path: path}
 	var cur *Section
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(nil, 1<<20) // grows from 4 KiB as lines need: most files are small
+	// One string for the whole file: lines are slices of it, so parsing
+	// allocates little more than the entries (the generator parses every
+	// declaration at every boot).
+	text := string(data)
 	n := 0
-	for sc.Scan() {
+	next := func() (string, bool) {
+		if text == "" {
+			return "", false
+		}
+		line, rest, _ := strings.Cut(text, "\n")
+		text = rest
 		n++
-		line := strings.TrimSpace(sc.Text())
+		return strings.TrimSpace(line), true
+	}
+	for {
+		line, ok := next()
+		if !ok {
+			break
+		}
 		start := n
-		for strings.HasSuffix(line, `\`) {
-			line = strings.TrimSuffix(line, `\`)
-			if !sc.Scan() {
-				break
+		if strings.HasSuffix(line, `\`) {
+			var b strings.Builder
+			for strings.HasSuffix(line, `\`) {
+				b.WriteString(strings.TrimSuffix(line, `\`))
+				cont, ok := next()
+				if !ok {
+					line = ""
+					break
+				}
+				for ok && (strings.HasPrefix(cont, "#") || strings.HasPrefix(cont, ";")) {
+					cont, ok = next()
+				}
+				b.WriteByte(' ')
+				line = cont
 			}
-			n++
-			next := strings.TrimSpace(sc.Text())
-			if strings.HasPrefix(next, "#") || strings.HasPrefix(next, ";") {
-				continue
-			}
-			line += " " + next
+			b.WriteString(line)
+			line = strings.TrimSpace(b.String())
 		}
 		switch {
 		case line == "" || line[0] == '#' || line[0] == ';':
@@ -83,9 +100,6 @@ func Parse(path string, data []byte) (*File, error) {
 			}
 			cur.Entries = append(cur.Entries, Entry{Key: k, Value: strings.TrimSpace(v), Path: path, Line: start})
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	return f, nil
 }

@@ -49,10 +49,16 @@ var nspawnFlags = map[string]struct {
 // carry the machine this way; the settings are the same RenderNspawn
 // writes, option for option.
 func CommandLine(s *Spec) ([]string, error) {
-	f, err := RenderNspawn(s)
-	if err != nil {
-		return nil, err
+	if err := s.Validate(); err != nil {
+		return nil, fmt.Errorf("render %s command line: %w", s.Name, err)
 	}
+	return commandLine(s)
+}
+
+// commandLine is CommandLine of a validated Spec. Each value is checked
+// where the caller marshals the unit that carries it.
+func commandLine(s *Spec) ([]string, error) {
+	f := nspawnFile(s)
 	argv := serviceCommand(s, "--settings=no")
 	var params []string
 	for _, sec := range f.Sections {

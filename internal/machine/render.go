@@ -173,18 +173,24 @@ func RenderNspawn(s *Spec) (*unit.File, error) {
 	if err := s.Validate(); err != nil {
 		return nil, fmt.Errorf("render %s.nspawn: %w", s.Name, err)
 	}
-	f := unit.New(unit.Nspawn)
-	f.Comments = []string{header}
-	pu := cmp.Or(s.PrivateUsers, "pick")
-	nspawnExec(f.Section("Exec"), s, pu)
-	nspawnFiles(f.Section("Files"), s, pu)
-	nspawnNetwork(f.Section("Network"), s)
+	f := nspawnFile(s)
 	// Marshal once so that a value nspawn could not read back fails here,
 	// with the file's name, rather than when the caller writes it.
 	if _, err := f.Marshal(); err != nil {
 		return nil, fmt.Errorf("render %s.nspawn: %w", s.Name, err)
 	}
 	return f, nil
+}
+
+// nspawnFile builds the settings of a validated Spec.
+func nspawnFile(s *Spec) *unit.File {
+	f := unit.New(unit.Nspawn)
+	f.Comments = []string{header}
+	pu := cmp.Or(s.PrivateUsers, "pick")
+	nspawnExec(f.Section("Exec"), s, pu)
+	nspawnFiles(f.Section("Files"), s, pu)
+	nspawnNetwork(f.Section("Network"), s)
+	return f
 }
 
 func nspawnExec(exec *unit.Section, s *Spec, privateUsers string) {
@@ -332,6 +338,20 @@ func serviceCommand(s *Spec, settings string) []string {
 // RenderService renders NAME's service unit (ServiceName), modeled on
 // systemd's own units/systemd-nspawn@.service.
 func RenderService(s *Spec) (*unit.File, error) {
+	f, err := ServiceFile(s)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.Marshal(); err != nil {
+		return nil, fmt.Errorf("render %s: %w", ServiceName(s.Name), err)
+	}
+	return f, nil
+}
+
+// ServiceFile is RenderService without its final marshal check, for
+// callers that add to the unit and marshal it themselves (the generator,
+// which renders every machine at every boot): the check happens there.
+func ServiceFile(s *Spec) (*unit.File, error) {
 	if err := s.Validate(); err != nil {
 		return nil, fmt.Errorf("render %s: %w", ServiceName(s.Name), err)
 	}
@@ -342,9 +362,6 @@ func RenderService(s *Spec) (*unit.File, error) {
 		return nil, err
 	}
 	f.Section("Install").Add("WantedBy", "machines.target")
-	if _, err := f.Marshal(); err != nil {
-		return nil, fmt.Errorf("render %s: %w", ServiceName(s.Name), err)
-	}
 	return f, nil
 }
 
@@ -384,7 +401,7 @@ func serviceService(svc *unit.Section, s *Spec) error {
 	execStart := ServiceCommand(s)
 	if s.Inline {
 		var err error
-		if execStart, err = CommandLine(s); err != nil {
+		if execStart, err = commandLine(s); err != nil {
 			return err
 		}
 	}
