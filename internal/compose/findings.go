@@ -5,25 +5,18 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/berth-sh/berth/internal/keytable"
 )
 
-// Severity of a finding.
-type Severity int
+// Severity of a finding (package keytable).
+type Severity = keytable.Severity
 
+// The severities.
 const (
-	// Warning: the key has no effect under berth but the project still
-	// runs as written.
-	Warning Severity = iota
-	// Error: converting anyway would change how the project behaves.
-	Error
+	Warning = keytable.Warning
+	Error   = keytable.Error
 )
-
-func (s Severity) String() string {
-	if s == Error {
-		return "error"
-	}
-	return "warning"
-}
 
 // ErrUnsupported is returned (wrapped) when a project uses keys or values
 // berth cannot convert without changing behaviour.

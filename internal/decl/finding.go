@@ -1,31 +1,21 @@
 package decl
 
 import (
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/berth-sh/berth/internal/keytable"
 )
 
-// Severity of a finding.
-type Severity int
+// Severity of a finding (package keytable).
+type Severity = keytable.Severity
 
+// The severities.
 const (
-	// Warning: the key has no effect under berth; the unit is made.
-	Warning Severity = iota
-	// Error: the declaration is skipped (the others still get units).
-	Error
+	Warning = keytable.Warning
+	Error   = keytable.Error
 )
-
-func (s Severity) String() string {
-	if s == Error {
-		return "error"
-	}
-	return "warning"
-}
-
-// ErrSkipped is wrapped when a declaration has errors and gets no unit.
-var ErrSkipped = errors.New("declaration skipped")
 
 // Finding is a problem with one key of one declaration.
 type Finding struct {

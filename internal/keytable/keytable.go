@@ -34,3 +34,22 @@ func (s Support) String() string {
 	}
 	return "unknown"
 }
+
+// Severity of a finding about a key's value.
+type Severity int
+
+const (
+	// Warning: the key has no effect under berth; what uses it still
+	// runs as written.
+	Warning Severity = iota
+	// Error: converting anyway would change behaviour; nothing is made
+	// from the file (compose) or the declaration (generator).
+	Error
+)
+
+func (s Severity) String() string {
+	if s == Error {
+		return "error"
+	}
+	return "warning"
+}
