@@ -204,7 +204,7 @@ func BenchmarkApply(b *testing.B) {
 						return err
 					}
 					defer f.Close()
-					rc, _, err := Decompress(f, gunzip)
+					rc, _, err := Decompress(f, inflater(gunzip))
 					if err != nil {
 						return err
 					}

@@ -57,17 +57,22 @@ const (
 	zstdMaxWindow = 32 << 20
 )
 
+// Gunzip starts an external decompressor reading r (an *os.File is passed
+// as the process's stdin) and returns its output; see package gunzip.
+type Gunzip func(r io.Reader) (io.ReadCloser, error)
+
 // Decompress sniffs gzip / zstd / uncompressed (by magic bytes) and returns the
 // uncompressed stream. Reading the returned stream to EOF reads r to EOF and
 // verifies the compressed format's own checksums (gzip CRC-32, zstd frame
 // checksum when present); a corrupt or truncated blob is an error from Read.
 // Close releases the decompressor; it does not close r.
 //
-// gunzip, when not empty, is the path of an external gzip decompressor
-// (FindGunzip) that gzip blobs are piped through instead of inflating them
-// in-process; see gunzip.go.
-func Decompress(r io.Reader, gunzip string) (io.ReadCloser, Compression, error) {
-	if f, ok := r.(*os.File); ok && gunzip != "" {
+// gunzip, when not nil, starts an external gzip decompressor that gzip
+// blobs are piped through instead of inflating them in-process (package
+// gunzip: igzip, as nobody). The decompressed stream is checked against the
+// layer's DiffID by the caller either way.
+func Decompress(r io.Reader, gunzip Gunzip) (io.ReadCloser, Compression, error) {
+	if f, ok := r.(*os.File); ok && gunzip != nil {
 		// A file goes to the external decompressor as its stdin: no copy
 		// through a pipe. Sniff without moving the offset.
 		head := make([]byte, len(gzipMagic))
@@ -76,7 +81,7 @@ func Decompress(r io.Reader, gunzip string) (io.ReadCloser, Compression, error) 
 			var n int
 			n, err = f.ReadAt(head, off)
 			if n == len(head) && bytes.Equal(head, gzipMagic) {
-				zr, err := gunzipExternal(gunzip, f)
+				zr, err := gunzip(f)
 				return zr, Gzip, err
 			}
 		}
@@ -87,8 +92,8 @@ func Decompress(r io.Reader, gunzip string) (io.ReadCloser, Compression, error) 
 		return nil, Uncompressed, fmt.Errorf("decompress layer: read header: %w", err)
 	}
 	switch {
-	case bytes.HasPrefix(head, gzipMagic) && gunzip != "":
-		zr, err := gunzipExternal(gunzip, br)
+	case bytes.HasPrefix(head, gzipMagic) && gunzip != nil:
+		zr, err := gunzip(br)
 		return zr, Gzip, err
 	case bytes.HasPrefix(head, gzipMagic):
 		zr, err := pgzip.NewReaderN(br, gzipBlockSize, gzipBlocks)

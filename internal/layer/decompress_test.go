@@ -58,7 +58,7 @@ func TestDecompress(t *testing.T) {
 	} {
 		for gname, gunzip := range gunzips(t) {
 			t.Run(c.name+"/"+gname, func(t *testing.T) {
-				rc, comp, err := Decompress(bytes.NewReader(c.blob), gunzip)
+				rc, comp, err := Decompress(bytes.NewReader(c.blob), inflater(gunzip))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -100,7 +100,7 @@ func TestDecompressCorrupt(t *testing.T) {
 	}
 	for name, blob := range blobs {
 		t.Run(name+" truncated", func(t *testing.T) {
-			rc, _, err := Decompress(bytes.NewReader(blob[:len(blob)-10]), gunzip[name])
+			rc, _, err := Decompress(bytes.NewReader(blob[:len(blob)-10]), inflater(gunzip[name]))
 			if err == nil {
 				_, err = Apply(context.Background(), t.TempDir(), rc, testOpts())
 				rc.Close()
@@ -112,7 +112,7 @@ func TestDecompressCorrupt(t *testing.T) {
 		t.Run(name+" flipped checksum", func(t *testing.T) {
 			bad := bytes.Clone(blob)
 			bad[len(bad)-5] ^= 0xff // inside the gzip CRC-32/ISIZE trailer or zstd's last block
-			rc, _, err := Decompress(bytes.NewReader(bad), gunzip[name])
+			rc, _, err := Decompress(bytes.NewReader(bad), inflater(gunzip[name]))
 			if err == nil {
 				_, err = Apply(context.Background(), t.TempDir(), rc, testOpts())
 				rc.Close()
@@ -153,7 +153,7 @@ func TestGunzipExternalFailure(t *testing.T) {
 	// A failed exit is an error at the end of the stream, with its stderr,
 	// even when the output looked complete.
 	g := fakeGunzip(t, `cat >/dev/null; printf partial; echo "bad block at $(id -u)" >&2; exit 3`)
-	rc, comp, err := Decompress(bytes.NewReader(gz(t, []byte("x"))), g)
+	rc, comp, err := Decompress(bytes.NewReader(gz(t, []byte("x"))), inflater(g))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +173,7 @@ func TestGunzipExternalFailure(t *testing.T) {
 	}
 	// The flags it is called with are gzip's.
 	g = fakeGunzip(t, `echo "$@"`)
-	rc, _, err = Decompress(bytes.NewReader(gz(t, nil)), g)
+	rc, _, err = Decompress(bytes.NewReader(gz(t, nil)), inflater(g))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +189,7 @@ func TestGunzipExternalEarlyExit(t *testing.T) {
 	g := fakeGunzip(t, `head -c 10 >/dev/null; printf ok`)
 	in := append(gz(t, nil), bytes.Repeat([]byte{0}, 8<<20)...)
 	r := bytes.NewReader(in)
-	rc, _, err := Decompress(r, g)
+	rc, _, err := Decompress(r, inflater(g))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +214,7 @@ func TestGunzipExternalClose(t *testing.T) {
 		pw.Write(gz(t, []byte("x"))[:10])
 		close(wrote)
 	}()
-	rc, _, err := Decompress(pr, g)
+	rc, _, err := Decompress(pr, inflater(g))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +242,7 @@ func TestGunzipExternalClose(t *testing.T) {
 }
 
 func TestGunzipExternalMissing(t *testing.T) {
-	_, _, err := Decompress(bytes.NewReader(gz(t, nil)), filepath.Join(t.TempDir(), "no-such-gunzip"))
+	_, _, err := Decompress(bytes.NewReader(gz(t, nil)), inflater(filepath.Join(t.TempDir(), "no-such-gunzip")))
 	if err == nil || !strings.Contains(err.Error(), "BERTH_GUNZIP=builtin") {
 		t.Fatalf("err = %v, want a start error naming the way out", err)
 	}
@@ -264,7 +264,7 @@ func TestGunzipExternalFile(t *testing.T) {
 			}
 			defer f.Close()
 			f.Seek(4, io.SeekStart)
-			rc, comp, err := Decompress(f, gunzip)
+			rc, comp, err := Decompress(f, inflater(gunzip))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,6 +1,8 @@
 package layer
 
 import (
+	gunzippkg "github.com/berth-sh/berth/internal/gunzip"
+
 	"archive/tar"
 	"bytes"
 	"context"
@@ -230,3 +232,14 @@ func exists(p string) bool {
 // testOpts are the options for tests that do not test privileges: berth's
 // defaults as root, rootless mode otherwise (chown to uid 0 would fail).
 func testOpts() Options { return Options{Rootless: os.Geteuid() != 0} }
+
+// AutoGunzip is the external decompressor tests look for.
+const AutoGunzip = gunzippkg.Auto
+
+// inflater is the Gunzip running the program at path ("" = in-process).
+func inflater(path string) Gunzip {
+	if path == "" {
+		return nil
+	}
+	return gunzippkg.New(path)
+}

@@ -104,7 +104,7 @@ func TestRSSChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	rc, _, err := Decompress(f, "")
+	rc, _, err := Decompress(f, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

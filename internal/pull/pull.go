@@ -22,6 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/berth-sh/berth/internal/gunzip"
 	"github.com/berth-sh/berth/internal/layer"
 	"github.com/berth-sh/berth/internal/store"
 )
@@ -88,7 +89,7 @@ type Options struct {
 	// with systemd-machined (/run/systemd/machines/NAME exists).
 	Running func(name string) bool
 
-	gunzip string // resolved Gunzip: a program's path, or "" for in-process
+	gunzip layer.Gunzip // resolved Gunzip: a program's, or nil for in-process
 }
 
 // MachinedRunning reports whether systemd-machined has machine name
@@ -120,13 +121,14 @@ func (o *Options) fill() error {
 	if o.Running == nil {
 		o.Running = MachinedRunning
 	}
-	switch o.Gunzip {
-	case "":
-		o.gunzip = layer.FindGunzip()
+	switch prog := o.Gunzip; prog {
 	case "builtin":
-		o.gunzip = ""
+	case "":
+		if prog = gunzip.Find(); prog != "" {
+			o.gunzip = gunzip.New(prog)
+		}
 	default:
-		o.gunzip = o.Gunzip
+		o.gunzip = gunzip.New(prog)
 	}
 	return nil
 }

@@ -19,7 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/berth-sh/berth/internal/layer"
+	"github.com/berth-sh/berth/internal/gunzip"
 	"github.com/berth-sh/berth/internal/store"
 )
 
@@ -206,10 +206,10 @@ func TestDigestMismatchInstallsNothing(t *testing.T) {
 // through igzip (required with BERTH_TEST_REQUIRE_TOOLS=1).
 func gunzipModes(t *testing.T) []struct{ name, gunzip string } {
 	modes := []struct{ name, gunzip string }{{"builtin", "builtin"}}
-	if p := layer.FindGunzip(); p != "" {
+	if p := gunzip.Find(); p != "" {
 		modes = append(modes, struct{ name, gunzip string }{"igzip", p})
 	} else if os.Getenv("BERTH_TEST_REQUIRE_TOOLS") == "1" {
-		t.Fatalf("%s not found (BERTH_TEST_REQUIRE_TOOLS=1)", layer.AutoGunzip)
+		t.Fatalf("%s not found (BERTH_TEST_REQUIRE_TOOLS=1)", gunzip.Auto)
 	}
 	return modes
 }

@@ -1,4 +1,8 @@
-package layer
+// Package gunzip runs an external gzip decompressor (igzip) for layer
+// blobs. It is the one program the layer path runs, kept out of
+// internal/layer so the applier itself imports no os/exec: pull resolves
+// the decompressor and hands layer.Decompress the function New returns.
+package gunzip
 
 import (
 	"bytes"
@@ -28,14 +32,14 @@ import (
 // runs as nobody (uid/gid 65534, no supplementary groups) with an empty
 // environment, and its only I/O is the two pipes.
 
-// AutoGunzip is the decompressor FindGunzip looks for: igzip from ISA-L
-// (Debian package "isal").
-const AutoGunzip = "igzip"
+// Auto is the decompressor Find looks for: igzip from ISA-L (Debian
+// package "isal").
+const Auto = "igzip"
 
-// FindGunzip returns the path of AutoGunzip in PATH, or "" when there is none
-// (then gzip layers are inflated in-process).
-func FindGunzip() string {
-	p, err := exec.LookPath(AutoGunzip)
+// Find returns the path of Auto in PATH, or "" when there is none (then
+// gzip layers are inflated in-process).
+func Find() string {
+	p, err := exec.LookPath(Auto)
 	if err != nil {
 		return ""
 	}
@@ -56,18 +60,24 @@ const stderrLimit = 4 << 10
 // nobody is the user and group the decompressor runs as when berth is root.
 const nobody = 65534
 
-// gunzipExternal starts `cmd -dc` reading r and returns its output. Reading
+// New returns the function layer.Decompress pipes gzip blobs through: it
+// runs cmd (a path, as Find returns).
+func New(cmd string) func(io.Reader) (io.ReadCloser, error) {
+	return func(r io.Reader) (io.ReadCloser, error) { return start(cmd, r) }
+}
+
+// start starts `cmd -dc` reading r and returns its output. Reading
 // the output to EOF reports a failed exit (corrupt or truncated input) as an
 // error, after the process exited and the goroutine feeding it stopped
 // reading r; Close kills the process if it is still running. cmd must accept
 // gzip(1)'s -d and -c flags: igzip, pigz, gzip all do.
-func gunzipExternal(cmd string, r io.Reader) (io.ReadCloser, error) {
+func start(cmd string, r io.Reader) (io.ReadCloser, error) {
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("decompress layer: %w", err)
 	}
 	unix.FcntlInt(outR.Fd(), unix.F_SETPIPE_SZ, pipeSize)
-	g := &gunzip{name: filepath.Base(cmd), out: outR, fed: make(chan struct{})}
+	g := &process{name: filepath.Base(cmd), out: outR, fed: make(chan struct{})}
 	// A file is the process's stdin itself, read from its current offset
 	// (shared with r, so r is at its end when the process is); anything
 	// else is fed through a pipe.
@@ -81,7 +91,7 @@ func gunzipExternal(cmd string, r io.Reader) (io.ReadCloser, error) {
 		}
 		unix.FcntlInt(inW.Fd(), unix.F_SETPIPE_SZ, pipeSize)
 	}
-	start := func(drop bool) error {
+	run := func(drop bool) error {
 		c := exec.Command(cmd, "-dc")
 		c.Stdin, c.Stdout, c.Stderr = stdin, outW, &g.stderr
 		c.Env = []string{"LC_ALL=C"}
@@ -92,12 +102,12 @@ func gunzipExternal(cmd string, r io.Reader) (io.ReadCloser, error) {
 		g.cmd = c
 		return c.Start()
 	}
-	err = start(os.Geteuid() == 0)
+	err = run(os.Geteuid() == 0)
 	if os.Geteuid() == 0 && (errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EPERM)) {
 		// A user namespace without uid 65534 mapped, or a root without
 		// CAP_SETUID, refuses the switch: run it as ourselves.
 		g.stderr.Reset()
-		err = start(false)
+		err = run(false)
 	}
 	// The child has its own copies; ours would keep the pipes open forever.
 	outW.Close()
@@ -126,7 +136,7 @@ func gunzipExternal(cmd string, r io.Reader) (io.ReadCloser, error) {
 	return g, nil
 }
 
-type gunzip struct {
+type process struct {
 	name   string
 	cmd    *exec.Cmd
 	out    *os.File
@@ -137,7 +147,7 @@ type gunzip struct {
 	waitErr error
 }
 
-func (g *gunzip) Read(p []byte) (int, error) {
+func (g *process) Read(p []byte) (int, error) {
 	n, err := g.out.Read(p)
 	if errors.Is(err, io.EOF) {
 		if werr := g.wait(); werr != nil {
@@ -149,7 +159,7 @@ func (g *gunzip) Read(p []byte) (int, error) {
 }
 
 // wait reaps the process once and turns a failed exit into an error.
-func (g *gunzip) wait() error {
+func (g *process) wait() error {
 	g.once.Do(func() {
 		if err := g.cmd.Wait(); err != nil {
 			msg := bytes.TrimSpace(g.stderr.Bytes())
@@ -166,7 +176,7 @@ func (g *gunzip) wait() error {
 // feeding it stopped reading r. A caller that closes before the end must
 // make a pending read of r return (cancel what it reads from) or Close waits
 // for it.
-func (g *gunzip) Close() error {
+func (g *process) Close() error {
 	if g.cmd.ProcessState == nil {
 		g.cmd.Process.Kill()
 	}
