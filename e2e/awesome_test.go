@@ -11,20 +11,17 @@ import (
 	"github.com/berth-sh/berth/e2e/testhost"
 )
 
-// awesomeDir finds docker/awesome-compose's examples (../shared/corpus
-// from the repository root, as internal/compose's corpus test does).
+// awesomeDir is docker/awesome-compose's examples, kept in the repository
+// (testdata/corpus at its root, as internal/compose's corpus test uses).
 func awesomeDir(t *testing.T) string {
 	t.Helper()
 	root, err := testhost.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(filepath.Dir(root), "shared", "corpus", "awesome-compose")
-	if _, err := os.Stat(dir); err != nil {
-		if os.Getenv("BERTH_TEST_REQUIRE_TOOLS") == "1" {
-			t.Fatalf("the awesome-compose corpus is required at %s: %v", dir, err)
-		}
-		t.Skipf("awesome-compose corpus not found at %s", dir)
+	dir := filepath.Join(root, "testdata", "corpus", "awesome-compose")
+	if _, err := os.Stat(filepath.Join(dir, "LICENSE")); err != nil {
+		t.Fatalf("the awesome-compose corpus belongs at %s: %v", dir, err)
 	}
 	return dir
 }

@@ -12,19 +12,16 @@ import (
 	"github.com/berth-sh/berth/internal/goldentest"
 )
 
-// corpusDir finds docker/awesome-compose's examples: ../shared/corpus from
-// the repository root, as CI lays it out.
+// corpusDir is docker/awesome-compose's examples, kept in the repository
+// (testdata/corpus at its root: CC0 data files, see its README).
 func corpusDir(t *testing.T) string {
 	t.Helper()
-	dir, err := filepath.Abs(filepath.Join("..", "..", "..", "shared", "corpus", "awesome-compose"))
+	dir, err := filepath.Abs(filepath.Join("..", "..", "testdata", "corpus", "awesome-compose"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(dir); err != nil {
-		if requireTools() {
-			t.Fatalf("the awesome-compose corpus is required at %s: %v", dir, err)
-		}
-		t.Skipf("awesome-compose corpus not found at %s", dir)
+	if _, err := os.Stat(filepath.Join(dir, "LICENSE")); err != nil {
+		t.Fatalf("the awesome-compose corpus belongs at %s: %v", dir, err)
 	}
 	return dir
 }

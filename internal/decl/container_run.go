@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/berth-sh/berth/internal/machine"
 )
@@ -48,8 +49,9 @@ func (k *ctr) planAddDevice(e Entry) {
 }
 
 // sizeRE is podman's (docker's go-units RAMInBytes) size syntax: binary
-// multiples, an optional "i" and "b".
-var sizeRE = regexp.MustCompile(`^(\d+)\s?([kKmMgGtT]?)[iI]?[bB]?$`)
+// multiples, an optional "i" and "b". Compiled on first use: few
+// declarations set a size, and the generator starts at every boot.
+var sizeRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(\d+)\s?([kKmMgGtT]?)[iI]?[bB]?$`) })
 
 func (k *ctr) planShmSize(e Entry) {
 	n, ok := parseSize(e.Value)
@@ -64,7 +66,7 @@ func (k *ctr) planShmSize(e Entry) {
 
 // parseSize reads a positive size in bytes.
 func parseSize(v string) (uint64, bool) {
-	m := sizeRE.FindStringSubmatch(v)
+	m := sizeRE().FindStringSubmatch(v)
 	if m == nil {
 		return 0, false
 	}

@@ -7,24 +7,32 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Limit syntaxes systemd accepts (systemd.resource-control(5)). CPUQuota=
-// takes at most two decimals; MemorySwapMax= no percentage.
+// takes at most two decimals; MemorySwapMax= no percentage. Each is
+// compiled when first used: berth-generator starts at every boot and most
+// declarations set few limits, so compiling all at init would be wasted.
 var (
-	memoryRe   = regexp.MustCompile(`^([0-9]+[KMGT]?|[0-9]+(\.[0-9]+)?%|infinity)$`)
-	swapRe     = regexp.MustCompile(`^([0-9]+[KMGT]?|infinity)$`)
-	cpuQuotaRe = regexp.MustCompile(`^[0-9]+(\.[0-9]{1,2})?%$`)
-	weightRe   = regexp.MustCompile(`^([1-9][0-9]{0,3}|10000)$`)
-	cpuListRe  = regexp.MustCompile(`^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$`)
-	tasksRe    = regexp.MustCompile(`^([0-9]+|[0-9]+(\.[0-9]+)?%|infinity)$`)
+	memoryRe   = lazyRegexp(`^([0-9]+[KMGT]?|[0-9]+(\.[0-9]+)?%|infinity)$`)
+	swapRe     = lazyRegexp(`^([0-9]+[KMGT]?|infinity)$`)
+	cpuQuotaRe = lazyRegexp(`^[0-9]+(\.[0-9]{1,2})?%$`)
+	weightRe   = lazyRegexp(`^([1-9][0-9]{0,3}|10000)$`)
+	cpuListRe  = lazyRegexp(`^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$`)
+	tasksRe    = lazyRegexp(`^([0-9]+|[0-9]+(\.[0-9]+)?%|infinity)$`)
 )
+
+// lazyRegexp is expr compiled on the first call.
+func lazyRegexp(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
+}
 
 // Validate checks every limit against the syntax systemd accepts.
 func (l Limits) Validate() error {
 	for _, c := range []struct {
 		key, v string
-		re     *regexp.Regexp
+		re     func() *regexp.Regexp
 	}{
 		{"memory limit", l.MemoryMax, memoryRe},
 		{"memory reservation", l.MemoryLow, memoryRe},
@@ -34,8 +42,8 @@ func (l Limits) Validate() error {
 		{"allowed CPUs", l.AllowedCPUs, cpuListRe},
 		{"tasks limit", l.TasksMax, tasksRe},
 	} {
-		if c.v != "" && !c.re.MatchString(c.v) {
-			return fmt.Errorf("%w: %s %q (want %s)", ErrInvalidSpec, c.key, c.v, c.re)
+		if c.v != "" && !c.re().MatchString(c.v) {
+			return fmt.Errorf("%w: %s %q (want %s)", ErrInvalidSpec, c.key, c.v, c.re())
 		}
 	}
 	if l.AllowedCPUs != "" {
@@ -76,7 +84,7 @@ func ParseCPUList(s string) ([]int, error) {
 	bad := func(why string) ([]int, error) {
 		return nil, fmt.Errorf("%w: CPU list %q: %s (want numbers and ranges like 0-3,6)", ErrInvalidSpec, s, why)
 	}
-	if !cpuListRe.MatchString(s) {
+	if !cpuListRe().MatchString(s) {
 		return bad("not a list of CPUs")
 	}
 	var cpus []int
