@@ -224,6 +224,9 @@ func (f *File) Marshal() ([]byte, error) {
 // sizeHint is about what f marshals to, so the buffer grows once.
 func (f *File) sizeHint() int {
 	n := 0
+	for _, c := range f.Comments {
+		n += len(c) + 3
+	}
 	for _, s := range f.Sections {
 		n += len(s.Name) + 4
 		for _, e := range s.Entries {
