@@ -285,18 +285,31 @@ func ServiceName(name string) string { return "berth-" + name + ".service" }
 
 // ValidateName checks a machine name against machinectl's rules.
 func ValidateName(name string) error {
+	if why := NameProblem(name); why != "" {
+		sep := " "
+		if strings.HasPrefix(why, "only") {
+			sep = ": "
+		}
+		return fmt.Errorf("%w: machine name %q%s%s", ErrInvalidSpec, name, sep, why)
+	}
+	return nil
+}
+
+// NameProblem says what is wrong with a machine name ("" when nothing):
+// machinectl's rules. The store checks names with it too.
+func NameProblem(name string) string {
 	if name == "" || len(name) > 63 {
-		return fmt.Errorf("%w: machine name %q must be 1 to 63 characters", ErrInvalidSpec, name)
+		return "must be 1 to 63 characters"
 	}
 	for _, c := range name {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
-			return fmt.Errorf("%w: machine name %q: only letters, digits and '-' are allowed", ErrInvalidSpec, name)
+			return "only letters, digits and '-' are allowed"
 		}
 	}
 	if name[0] == '-' || name[len(name)-1] == '-' {
-		return fmt.Errorf("%w: machine name %q must not start or end with '-'", ErrInvalidSpec, name)
+		return "must not start or end with '-'"
 	}
-	return nil
+	return ""
 }
 
 // Validate checks s for everything the renderers rely on. Callers that

@@ -17,6 +17,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/berth-sh/berth/internal/fsutil"
+
+	"github.com/berth-sh/berth/internal/machine"
 )
 
 // ErrNotFound is returned when no berth machine of the given name exists.
@@ -71,17 +73,8 @@ func (r *Record) Blobs() []v1.Hash {
 // names: one RFC 1123 hostname label (letters, digits, '-', 1-63 bytes, no
 // leading or trailing '-'). It also keeps names safe as file names.
 func ValidateName(name string) error {
-	if name == "" || len(name) > 63 {
-		return fmt.Errorf("%w %q: must be 1 to 63 characters", ErrInvalidName, name)
-	}
-	for _, c := range name {
-		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-'
-		if !ok {
-			return fmt.Errorf("%w %q: only letters, digits and '-' are allowed", ErrInvalidName, name)
-		}
-	}
-	if name[0] == '-' || name[len(name)-1] == '-' {
-		return fmt.Errorf("%w %q: must not start or end with '-'", ErrInvalidName, name)
+	if why := machine.NameProblem(name); why != "" {
+		return fmt.Errorf("%w %q: %s", ErrInvalidName, name, why)
 	}
 	return nil
 }
