@@ -130,7 +130,7 @@ func (c *svcPlanner) planTmpfs() {
 // validTmpfs reports a tmpfs mount nspawn cannot express.
 func (c *svcPlanner) validTmpfs(at, target, opts string) bool {
 	if err := (machine.Tmpfs{Target: target, Options: opts}).Validate(); err != nil {
-		c.err(at, "%s", specMsg(err))
+		c.err(at, "%s", machine.Reason(err))
 		return false
 	}
 	return true

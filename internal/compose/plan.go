@@ -4,7 +4,6 @@ import (
 	"net/netip"
 	"path"
 	"slices"
-	"strings"
 
 	"github.com/compose-spec/compose-go/v2/types"
 
@@ -170,7 +169,7 @@ func (c *svcPlanner) assembleImage() {
 	}
 	probe := c.m
 	if err := probe.ApplyImage(*cfg, c.ov); err != nil {
-		c.err("image", "%s", specMsg(err))
+		c.err("image", "%s", machine.Reason(err))
 	}
 	if len(probe.Argv) == 0 && (known || c.ov.Entrypoint != nil) {
 		key := "image"
@@ -381,10 +380,4 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
-}
-
-// specMsg is a machine validation error as a finding's message: what is
-// wrong with the value, without the "invalid machine spec" prefix.
-func specMsg(err error) string {
-	return strings.TrimPrefix(err.Error(), machine.ErrInvalidSpec.Error()+": ")
 }

@@ -38,7 +38,7 @@ func (c *svcPlanner) planCPUShares() {
 func (c *svcPlanner) planCPUSet() {
 	if s := c.svc.CPUSet; s != "" {
 		if _, err := machine.ParseCPUList(s); err != nil {
-			c.err("cpuset", "%s", specMsg(err))
+			c.err("cpuset", "%s", machine.Reason(err))
 			return
 		}
 		c.m.Limits.AllowedCPUs = s
@@ -136,7 +136,7 @@ func (c *svcPlanner) assembleLimits() {
 	if r.cpus > 0 {
 		q, err := machine.CPUQuota(r.cpus)
 		if err != nil {
-			c.err(cpuKey, "%s", specMsg(err))
+			c.err(cpuKey, "%s", machine.Reason(err))
 		}
 		l.CPUQuota = q
 	}

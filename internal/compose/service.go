@@ -290,7 +290,7 @@ func (c *svcPlanner) capabilities(key string, names []string) []string {
 	for i, n := range names {
 		cp, err := machine.Capability(n)
 		if err != nil {
-			c.err(key+"."+strconv.Itoa(i), "%s", specMsg(err))
+			c.err(key+"."+strconv.Itoa(i), "%s", machine.Reason(err))
 			continue
 		}
 		out = append(out, cp)
@@ -335,7 +335,7 @@ func (c *svcPlanner) planUlimits() {
 			r.Soft, r.Hard = int64(u.Single), int64(u.Single)
 		}
 		if err := r.Validate(); err != nil {
-			c.err("ulimits."+name, "%s", specMsg(err))
+			c.err("ulimits."+name, "%s", machine.Reason(err))
 			continue
 		}
 		c.m.Security.Rlimits = append(c.m.Security.Rlimits, r)
@@ -357,7 +357,7 @@ func (c *svcPlanner) planDevices() {
 	for i, d := range c.svc.Devices {
 		dev := machine.Device{Source: d.Source, Target: d.Target, Permissions: d.Permissions}
 		if err := dev.Validate(); err != nil {
-			c.err("devices."+strconv.Itoa(i), "%s", specMsg(err))
+			c.err("devices."+strconv.Itoa(i), "%s", machine.Reason(err))
 			continue
 		}
 		c.m.Devices = append(c.m.Devices, dev)
@@ -386,7 +386,7 @@ func (c *svcPlanner) planStopSignal() {
 	if s := c.svc.StopSignal; s != "" {
 		sig, err := machine.SignalName(s)
 		if err != nil {
-			c.err("stop_signal", "%s", specMsg(err))
+			c.err("stop_signal", "%s", machine.Reason(err))
 			return
 		}
 		c.m.StopSignal = sig

@@ -69,7 +69,7 @@ func (k *ctr) complete() ([]Unit, error) {
 		if e.Key == "" {
 			e = Entry{Key: "ContainerName", Line: sec.Line}
 		}
-		k.err(containerGroup, e, "%s; set ContainerName= to a name of letters, digits and '-'", specMsg(err))
+		k.err(containerGroup, e, "%s; set ContainerName= to a name of letters, digits and '-'", machine.Reason(err))
 	}
 	if c.failed {
 		return nil, nil

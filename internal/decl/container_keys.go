@@ -214,7 +214,7 @@ func (k *ctr) capabilities(e Entry) []string {
 	for _, n := range strings.Fields(e.Value) {
 		c, err := machine.Capability(n)
 		if err != nil {
-			k.err(containerGroup, e, "%s", specMsg(err))
+			k.err(containerGroup, e, "%s", machine.Reason(err))
 			continue
 		}
 		out = append(out, c)
@@ -263,7 +263,7 @@ func (k *ctr) planMemory(e Entry) {
 	v := strings.ToUpper(strings.TrimSuffix(strings.TrimSuffix(e.Value, "b"), "B"))
 	k.spec.Limits.MemoryMax = v
 	if err := k.spec.Limits.Validate(); err != nil {
-		k.err(containerGroup, e, "%s", specMsg(err))
+		k.err(containerGroup, e, "%s", machine.Reason(err))
 		k.spec.Limits.MemoryMax = ""
 	}
 }
@@ -283,7 +283,7 @@ func (k *ctr) planPidsLimit(e Entry) {
 func (k *ctr) planStopSignal(e Entry) {
 	sig, err := machine.SignalName(e.Value)
 	if err != nil {
-		k.err(containerGroup, e, "%s", specMsg(err))
+		k.err(containerGroup, e, "%s", machine.Reason(err))
 		return
 	}
 	k.spec.StopSignal = sig
@@ -303,7 +303,7 @@ func (k *ctr) planTmpfs(e Entry) {
 	target, opts, _ := strings.Cut(e.Value, ":")
 	t := machine.Tmpfs{Target: target, Options: opts}
 	if err := t.Validate(); err != nil {
-		k.err(containerGroup, e, "%s", specMsg(err))
+		k.err(containerGroup, e, "%s", machine.Reason(err))
 		return
 	}
 	k.spec.Tmpfs = append(k.spec.Tmpfs, t)
@@ -323,7 +323,7 @@ func (k *ctr) planUlimit(e Entry) {
 	}
 	r := machine.Rlimit{Name: strings.TrimPrefix(strings.ToLower(name), "rlimit_"), Soft: s, Hard: h}
 	if err := r.Validate(); err != nil {
-		k.err(containerGroup, e, "%s", specMsg(err))
+		k.err(containerGroup, e, "%s", machine.Reason(err))
 		return
 	}
 	k.spec.Security.Rlimits = append(k.spec.Security.Rlimits, r)
@@ -340,9 +340,4 @@ func (k *ctr) words(e Entry) ([]string, bool) {
 		return nil, false
 	}
 	return w, true
-}
-
-// specMsg is a machine validation error without its sentinel prefix.
-func specMsg(err error) string {
-	return strings.TrimPrefix(err.Error(), machine.ErrInvalidSpec.Error()+": ")
 }

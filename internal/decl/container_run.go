@@ -42,7 +42,7 @@ func (k *ctr) planAddDevice(e Entry) {
 		return
 	}
 	if err := d.Validate(); err != nil {
-		k.err(containerGroup, e, "%s", specMsg(err))
+		k.err(containerGroup, e, "%s", machine.Reason(err))
 		return
 	}
 	k.spec.Devices = append(k.spec.Devices, d)
@@ -165,7 +165,7 @@ func (k *ctr) planReloadSignal(e Entry) {
 	sig, err := machine.SignalName(e.Value)
 	switch {
 	case err != nil:
-		k.err(containerGroup, e, "%s", specMsg(err))
+		k.err(containerGroup, e, "%s", machine.Reason(err))
 	case k.reloadTaken(e):
 	default:
 		k.more.reloadSignal, k.more.reloadEntry = sig, &e

@@ -142,7 +142,7 @@ func (k *ctr) planMount(e Entry) {
 		}
 		t := machine.Tmpfs{Target: target, Options: strings.Join(opts, ",")}
 		if err := t.Validate(); err != nil {
-			k.err(containerGroup, e, "%s", specMsg(err))
+			k.err(containerGroup, e, "%s", machine.Reason(err))
 			return
 		}
 		k.spec.Tmpfs = append(k.spec.Tmpfs, t)

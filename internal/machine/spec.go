@@ -515,3 +515,10 @@ func ValidHostName(n string) bool {
 	}
 	return true
 }
+
+// Reason is a validation error's message without the ErrInvalidSpec
+// prefix: what is wrong with the value, for callers that report it as a
+// finding at the key's file:line (compose, the generator).
+func Reason(err error) string {
+	return strings.TrimPrefix(err.Error(), ErrInvalidSpec.Error()+": ")
+}
