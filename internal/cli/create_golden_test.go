@@ -11,6 +11,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/rogpeppe/go-internal/txtar"
+
+	"github.com/berth-sh/berth/internal/goldentest"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite the expected output of golden tests")
@@ -62,25 +64,8 @@ func runCreateGolden(t *testing.T, archive string) {
 		got = "ERROR: " + errOut
 	}
 	got = strings.NewReplacer(fs.etc, "$ETC", dirs["BERTH_MACHINES_DIR"], "$MACHINES", dirs["BERTH_INIT"], "$INIT", dirs["BERTH_ROOT"], "$ROOT").Replace(got)
-	wantIdx := -1
-	for i, f := range ar.Files {
-		if f.Name == "want" {
-			wantIdx = i
-		}
-	}
-	if *updateGolden {
-		if wantIdx < 0 {
-			ar.Files = append(ar.Files, txtar.File{Name: "want"})
-			wantIdx = len(ar.Files) - 1
-		}
-		ar.Files[wantIdx].Data = []byte(got)
-		if err := os.WriteFile(archive, txtar.Format(ar), 0o644); err != nil {
-			t.Fatal(err)
-		}
+	if goldentest.Compare(t, archive, ar, got, *updateGolden) {
 		return
-	}
-	if wantIdx < 0 || got != string(ar.Files[wantIdx].Data) {
-		t.Errorf("output differs from %s (rerun with -update):\ngot:\n%s", archive, got)
 	}
 	if code == 0 {
 		verifyDryRunUnits(t, out)

@@ -45,18 +45,7 @@ func runGolden(t *testing.T, archive string) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	for _, f := range ar.Files {
-		if strings.HasPrefix(f.Name, "want") {
-			continue
-		}
-		p := filepath.Join(dir, f.Name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, f.Data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	goldentest.Extract(t, ar, dir)
 	opts := LoadOptions{WorkDir: dir}
 	for _, line := range strings.Split(string(ar.Comment), "\n") {
 		k, v, ok := strings.Cut(line, ":")
@@ -100,26 +89,8 @@ func runGolden(t *testing.T, archive string) {
 		t.Fatal(err)
 	}
 	text := strings.ReplaceAll(got.String(), dir, "$WORK")
-	want := ""
-	wantIdx := -1
-	for i, f := range ar.Files {
-		if f.Name == "want" {
-			want, wantIdx = string(f.Data), i
-		}
-	}
-	if *update {
-		if wantIdx < 0 {
-			ar.Files = append(ar.Files, txtar.File{Name: "want"})
-			wantIdx = len(ar.Files) - 1
-		}
-		ar.Files[wantIdx].Data = []byte(text)
-		if err := os.WriteFile(archive, txtar.Format(ar), 0o644); err != nil {
-			t.Fatal(err)
-		}
+	if goldentest.Compare(t, archive, ar, text, *update) {
 		return
-	}
-	if text != want {
-		t.Errorf("output differs from %s (rerun with -update to accept):\n%s", archive, goldentest.LineDiff(want, text))
 	}
 	if err == nil {
 		// Same project again with helper binaries that exist here, so

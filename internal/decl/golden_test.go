@@ -55,18 +55,7 @@ func runGolden(t *testing.T, archive string) {
 	dir := t.TempDir()
 	dirs := []string{dir}
 	var layoutDirs []string
-	for _, f := range ar.Files {
-		if f.Name == "want" {
-			continue
-		}
-		p := filepath.Join(dir, f.Name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, f.Data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	goldentest.Extract(t, ar, dir)
 	for _, line := range strings.Split(string(ar.Comment), "\n") {
 		k, v, _ := strings.Cut(line, ":")
 		switch strings.TrimSpace(k) {
@@ -109,27 +98,7 @@ func runGolden(t *testing.T, archive string) {
 		t.Fatal(err)
 	}
 	text := strings.ReplaceAll(got.String(), dir, "$WORK")
-	wantIdx := -1
-	for i, f := range ar.Files {
-		if f.Name == "want" {
-			wantIdx = i
-		}
-	}
-	if *update {
-		if wantIdx < 0 {
-			ar.Files = append(ar.Files, txtar.File{Name: "want"})
-			wantIdx = len(ar.Files) - 1
-		}
-		ar.Files[wantIdx].Data = []byte(text)
-		if err := os.WriteFile(archive, txtar.Format(ar), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	} else if want := ""; wantIdx < 0 || text != string(ar.Files[wantIdx].Data) {
-		if wantIdx >= 0 {
-			want = string(ar.Files[wantIdx].Data)
-		}
-		t.Errorf("output differs from %s (rerun with -update to accept):\n%s", archive, goldentest.LineDiff(want, text))
-	}
+	goldentest.Compare(t, archive, ar, text, *update)
 	if units, _ := generate(true); len(units) > 0 {
 		verifyUnits(t, units)
 	}

@@ -1,6 +1,7 @@
-// Package goldentest holds what berth's golden tests share: a readable
-// difference between the expected and the actual text, and the check that
-// systemd reads every generated unit without a word of complaint.
+// Package goldentest holds what berth's golden tests share: txtar archives
+// extracted and compared with their "want" file (rewritten with -update), a
+// readable difference between the expected and the actual text, and the
+// check that systemd reads every generated unit without a word of complaint.
 package goldentest
 
 import (
@@ -8,9 +9,13 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/rogpeppe/go-internal/txtar"
 )
 
 // LineDiff shows the first lines where want and got differ.
@@ -67,4 +72,48 @@ func VerifyUnits(t testing.TB, dir string, units []string) {
 	if err != nil || out.Len() > 0 {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out.String())
 	}
+}
+
+// Extract writes every file of an archive except "want" under dir.
+func Extract(t testing.TB, ar *txtar.Archive, dir string) {
+	t.Helper()
+	for _, f := range ar.Files {
+		if f.Name == "want" {
+			continue
+		}
+		p := filepath.Join(dir, f.Name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, f.Data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Compare checks got against the archive's "want" file; with update it
+// rewrites that file instead (adding it when missing) and reports true, so
+// the caller can skip what follows a comparison.
+func Compare(t testing.TB, archive string, ar *txtar.Archive, got string, update bool) (updated bool) {
+	t.Helper()
+	idx := slices.IndexFunc(ar.Files, func(f txtar.File) bool { return f.Name == "want" })
+	if update {
+		if idx < 0 {
+			ar.Files = append(ar.Files, txtar.File{Name: "want"})
+			idx = len(ar.Files) - 1
+		}
+		ar.Files[idx].Data = []byte(got)
+		if err := os.WriteFile(archive, txtar.Format(ar), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return true
+	}
+	want := ""
+	if idx >= 0 {
+		want = string(ar.Files[idx].Data)
+	}
+	if idx < 0 || got != want {
+		t.Errorf("output differs from %s (rerun with -update to accept):\n%s", archive, LineDiff(want, got))
+	}
+	return false
 }
