@@ -286,11 +286,7 @@ func ServiceName(name string) string { return "berth-" + name + ".service" }
 // ValidateName checks a machine name against machinectl's rules.
 func ValidateName(name string) error {
 	if why := NameProblem(name); why != "" {
-		sep := " "
-		if strings.HasPrefix(why, "only") {
-			sep = ": "
-		}
-		return fmt.Errorf("%w: machine name %q%s%s", ErrInvalidSpec, name, sep, why)
+		return fmt.Errorf("%w: machine name %q: %s", ErrInvalidSpec, name, why)
 	}
 	return nil
 }
