@@ -44,8 +44,12 @@ func writeDecls(t testing.TB, dir string, n int) {
 
 // BenchmarkGenerate100 runs the built generator, whole process, on 100
 // declarations into a fresh output directory per run; it reports the
-// median (the target is < 20 ms on the 2-core test machine). bench/
-// generator.sh runs it.
+// median (the target is < 20 ms on the 2-core test machine). With
+// $BERTH_BENCH_QUADLET naming podman's quadlet binary, each run of berth's
+// generator is followed by one of quadlet on the same files (its
+// QUADLET_UNIT_DIRS), and the medians of both and their ratio are
+// reported: the peer measured side by side, on the same machine state.
+// bench/generator.sh builds quadlet and runs it.
 func BenchmarkGenerate100(b *testing.B) {
 	work := b.TempDir()
 	bin := filepath.Join(work, "berth-generator")
@@ -59,7 +63,6 @@ func BenchmarkGenerate100(b *testing.B) {
 		b.Fatal(err)
 	}
 	writeDecls(b, decls, 100)
-	env := append(os.Environ(), "BERTH_UNIT_DIRS="+decls)
 	// Generators write into /run/systemd/generator, a tmpfs; /dev/shm is
 	// one too.
 	outs, err := os.MkdirTemp("/dev/shm", "berth-bench-")
@@ -67,32 +70,66 @@ func BenchmarkGenerate100(b *testing.B) {
 		outs = work
 	}
 	defer os.RemoveAll(outs)
-	var times, cpu []time.Duration
+	berth := genRunner{name: "berth", bin: bin, env: append(os.Environ(), "BERTH_UNIT_DIRS="+decls), outs: outs}
+	runners := []*genRunner{&berth}
+	quadlet := genRunner{name: "quadlet", bin: os.Getenv("BERTH_BENCH_QUADLET"), env: append(os.Environ(), "QUADLET_UNIT_DIRS="+decls), outs: outs}
+	if quadlet.bin != "" {
+		runners = append(runners, &quadlet)
+	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		out := filepath.Join(outs, fmt.Sprintf("out%d", i))
-		if err := os.Mkdir(out, 0o755); err != nil {
-			b.Fatal(err)
-		}
-		cmd := exec.Command(bin, out, out, out)
-		cmd.Env = env
-		start := time.Now()
-		msg, err := cmd.CombinedOutput()
-		times = append(times, time.Since(start))
-		if cmd.ProcessState != nil {
-			cpu = append(cpu, cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime())
-		}
-		if err != nil || len(msg) > 0 {
-			b.Fatalf("berth-generator: %v\n%s", err, msg)
+		for _, r := range runners {
+			r.run(b, i)
 		}
 	}
 	b.StopTimer()
 	// Wall time is what boot waits for; CPU time (user + system) says
 	// the same on a quiet machine and is less disturbed on a busy one.
-	slices.Sort(times)
-	slices.Sort(cpu)
-	b.ReportMetric(float64(times[len(times)/2].Microseconds())/1000, "median-ms")
-	b.ReportMetric(float64(cpu[len(cpu)/2].Microseconds())/1000, "median-cpu-ms")
-	units, _ := filepath.Glob(filepath.Join(outs, "out0", "*.service"))
+	b.ReportMetric(berth.median(), "median-ms")
+	b.ReportMetric(medianMS(berth.cpu), "median-cpu-ms")
+	units, _ := filepath.Glob(filepath.Join(outs, "berth0", "*.service"))
 	b.ReportMetric(float64(len(units)), "units")
+	if quadlet.bin != "" {
+		b.ReportMetric(quadlet.median(), "quadlet-median-ms")
+		b.ReportMetric(medianMS(quadlet.cpu), "quadlet-median-cpu-ms")
+		b.ReportMetric(quadlet.median()/berth.median(), "quadlet/berth")
+	}
+}
+
+// genRunner runs one generator binary into a fresh output directory per
+// run and keeps its times.
+type genRunner struct {
+	name, bin string
+	env       []string
+	outs      string
+	wall, cpu []time.Duration
+}
+
+func (r *genRunner) run(b *testing.B, i int) {
+	out := filepath.Join(r.outs, fmt.Sprintf("%s%d", r.name, i))
+	if err := os.Mkdir(out, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(r.bin, out, out, out)
+	cmd.Env = r.env
+	start := time.Now()
+	msg, err := cmd.CombinedOutput()
+	r.wall = append(r.wall, time.Since(start))
+	if cmd.ProcessState != nil {
+		r.cpu = append(r.cpu, cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime())
+	}
+	if err != nil || len(msg) > 0 {
+		b.Fatalf("%s: %v\n%s", r.bin, err, msg)
+	}
+}
+
+func (r *genRunner) median() float64 { return medianMS(r.wall) }
+
+func medianMS(ds []time.Duration) float64 {
+	if len(ds) == 0 {
+		return 0
+	}
+	ds = slices.Clone(ds)
+	slices.Sort(ds)
+	return float64(ds[len(ds)/2].Microseconds()) / 1000
 }

@@ -71,10 +71,10 @@ func (k *ctr) complete() ([]Unit, error) {
 		}
 		k.err(containerGroup, e, "%s; set ContainerName= to a name of letters, digits and '-'", machine.Reason(err))
 	}
-	if c.failed {
-		return nil, nil
+	if !c.failed {
+		c.renderLater(k.render)
 	}
-	return k.render()
+	return nil, nil
 }
 
 // render makes the service unit: the machine from the Spec, then the

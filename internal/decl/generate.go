@@ -79,6 +79,8 @@ type gen struct {
 	// late are conversions that finish once every declaration is
 	// planned (a container's address depends on the others').
 	late []lateConv
+	// renders make units from finished plans, on every core.
+	renders []lateConv
 }
 
 // Generate converts every declaration into units. A declaration with an

@@ -1,8 +1,11 @@
 package decl
 
 import (
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 )
 
 // registry is what declarations declare for each other. Networks, volumes
@@ -38,6 +41,38 @@ func (c *conv) later(run func() ([]Unit, error)) {
 	c.late = append(c.late, lateConv{c, run})
 }
 
+// renderLater defers the making of c's units to the last step of
+// finishLate, where the units of all declarations are made at once, on
+// every core. render must read only c's own plan and report nothing but
+// its error: it runs beside the others.
+func (c *conv) renderLater(render func() ([]Unit, error)) {
+	c.renders = append(c.renders, lateConv{c, render})
+}
+
+// renderAll runs the deferred renders on every core and keeps their units
+// in the order they were deferred. Rendering is about half of a
+// generation run, and boot waits for it.
+func (g *gen) renderAll() {
+	type result struct {
+		units []Unit
+		err   error
+	}
+	out := make([]result, len(g.renders))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(g.renders)) {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < len(g.renders); i = int(next.Add(1)) - 1 {
+				out[i].units, out[i].err = g.renders[i].run()
+			}
+		})
+	}
+	wg.Wait()
+	for i, r := range g.renders {
+		r.c.keep(out[i].units, out[i].err)
+	}
+}
+
 // finishLate completes what waited for every declaration: subnets of the
 // networks, the containers' addresses, then each deferred conversion, in
 // the order they were planned, and last the default network's unit if a
@@ -49,6 +84,7 @@ func (g *gen) finishLate() {
 	for _, l := range g.late {
 		l.c.keep(l.run())
 	}
+	g.renderAll()
 	g.defaultNetworkUnit()
 }
 
