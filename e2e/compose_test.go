@@ -335,13 +335,23 @@ func TestComposeStack(t *testing.T) {
 		}
 	})
 
-	t.Run("db crash restarts it", func(t *testing.T) {
+	t.Run("db crash restarts it, and only it", func(t *testing.T) {
 		h := h.For(t)
+		// As in docker compose, a dependency's crash and automatic
+		// restart leave its dependents running (no depends_on
+		// restart: true here): api and web keep their invocation.
+		ids := func() string {
+			return h.MustRun("systemctl", "show", "-p", "InvocationID", "--value", "berth-stack-api-1.service", "berth-stack-web-1.service")
+		}
+		before := ids()
 		// The leader is berth-init; its child is the postmaster.
 		h.MustSh("leader=$(machinectl show -p Leader --value stack-db-1); pid=$(pgrep -P $leader); test -n \"$pid\" && kill -KILL $pid")
 		h.Eventually("db restarted by systemd", 60*time.Second,
 			"test $(systemctl show -p NRestarts --value berth-stack-db-1.service) -ge 1 && systemctl is-active -q berth-stack-db-1.service")
 		h.Eventually("page served again", 90*time.Second, page+" | grep -q 'hello from migrate'")
+		if after := ids(); after != before {
+			t.Errorf("api or web restarted with their dependency db: invocations %q before, %q after", before, after)
+		}
 	})
 
 	t.Run("reboot brings the project back", func(t *testing.T) {
@@ -401,7 +411,7 @@ func TestComposeStack(t *testing.T) {
 		if r.ExitCode == 0 {
 			t.Fatalf("up with a failing migration succeeded:\n%s", r)
 		}
-		for _, want := range []string{"migrate (berth-failing-migrate-1.service): failed", "exit status 3", "migrate: failing on purpose with status 3", "api (berth-failing-api-1.service): not started"} {
+		for _, want := range []string{"migrate (berth-failing-migrate-1.service): failed", "exit status 3", "migrate: failing on purpose with status 3", "api (berth-failing-api-1.service): failed", "not starting api: a required dependency is not running: berth-failing-migrate-1.service is failed"} {
 			if !strings.Contains(r.Stderr, want) {
 				t.Errorf("up's report lacks %q:\n%s", want, r.Stderr)
 			}

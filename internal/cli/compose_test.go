@@ -198,7 +198,8 @@ func TestComposeConvertUsesPulledImages(t *testing.T) {
 		`Parameters="/.berth/init" "--image-config" "/.berth/image.json"` + "\n",
 		`"--interval" "7s"`,
 		`"--" "/usr/bin/probe"`,
-		"Requires=berth-img-d-1_health.service",
+		"Wants=berth-img-d-1_health.service",
+		`"_require-active" "--for" "user" "berth-img-d-1_health.service"`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("listing lacks %s", want)

@@ -108,7 +108,7 @@ func newRootCmd(env Env) *cobra.Command {
 		newPullCmd(env, g), newImagesCmd(env, g), newRmiCmd(env, g), newInspectCmd(env, g),
 		newCreateCmd(env, g), newRunCmd(env, g), newStartCmd(env, g), newStopCmd(env, g), newRestartCmd(env, g), newRmCmd(env, g), newPsCmd(env, g), newLogsCmd(env, g), newExecCmd(env, g),
 		// Helpers the generator's units run (hidden).
-		newVolumeHelperCmd(),
+		newVolumeHelperCmd(), newRequireActiveCmd(),
 	)
 	return root
 }

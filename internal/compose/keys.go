@@ -56,7 +56,7 @@ var ServiceKeys = []KeyRule{
 	{"cpus", Supported, "CPUQuota= (cpus*100%)", (*svcPlanner).planCPUs},
 	{"cpuset", Supported, "AllowedCPUs=", (*svcPlanner).planCPUSet},
 	{"credential_spec", Rejected, "Windows only", nil},
-	{"depends_on", Supported, "Requires=/Wants= and After= on the dependency's unit; service_healthy waits for the -healthy unit, service_completed_successfully for a oneshot that must exit 0; restart: true adds PartOf=", (*svcPlanner).planDependsOn},
+	{"depends_on", Supported, "Wants= and After= on the dependency's unit, and for a required one (the default) a check before start that it runs (not Requires=, which ties the dependent to its crash restarts); service_healthy waits for the -healthy unit, service_completed_successfully for a oneshot that must exit 0; restart: true adds PartOf=", (*svcPlanner).planDependsOn},
 	{"deploy", Partial, "replicas, resources.limits (cpus, memory, pids), resources.reservations.memory, restart_policy and labels are converted; resources devices and generic_resources and mode: global are errors; placement, update_config, rollback_config and endpoint_mode are swarm-only (warning)", (*svcPlanner).planDeploy},
 	{"develop", Ignored, "compose watch is not supported", nil},
 	{"device_cgroup_rules", Rejected, "use devices: to name device nodes", nil},

@@ -336,7 +336,14 @@ func (pl *planner) machineNetwork(sp *ServicePlan, in *InstancePlan, s *machine.
 // machineDeps adds the project's ordering and requirement edges. A healthy
 // dependency is its _health unit (ready only once the check passed); a
 // completed one is its oneshot machine unit (started only once it exited
-// 0); a started one is its machine unit.
+// 0). Dependencies are pulled in with Wants= and ordered with After=, never
+// Requires=: systemd 252 restarts a Requires= (or Requisite=) dependent
+// with every automatic restart of its dependency, and docker compose
+// leaves dependents alone when a dependency crashes. A required
+// dependency (the default) is checked instead, before the machine starts
+// (berth _require-active), so a dependent of a failed dependency still
+// does not start. restart: true adds PartOf=: stopping or restarting the
+// dependency, and its automatic restarts, restart the dependent too.
 func (pl *planner) machineDeps(sp *ServicePlan, in *InstancePlan, s *machine.Spec) {
 	for _, ifc := range in.Interfaces {
 		if !ifc.Network.External {
@@ -347,6 +354,7 @@ func (pl *planner) machineDeps(sp *ServicePlan, in *InstancePlan, s *machine.Spe
 	if sp.Health != nil {
 		s.Unit.Wants = append(s.Unit.Wants, HealthUnit(in.Machine))
 	}
+	var required []string
 	for _, d := range sp.Deps {
 		dep := pl.svcs[d.Service]
 		if dep == nil {
@@ -357,18 +365,19 @@ func (pl *planner) machineDeps(sp *ServicePlan, in *InstancePlan, s *machine.Spe
 			if d.Condition == DepHealthy {
 				u = HealthUnit(di.Machine)
 			}
-			if d.Required {
-				s.Unit.Requires = append(s.Unit.Requires, u)
-			} else {
-				s.Unit.Wants = append(s.Unit.Wants, u)
-			}
+			s.Unit.Wants = append(s.Unit.Wants, u)
 			s.Unit.After = append(s.Unit.After, u)
+			if d.Required {
+				required = append(required, u)
+			}
 			if d.Restart {
-				// restart: true — restarting the dependency restarts
-				// this service too.
 				s.Unit.PartOf = append(s.Unit.PartOf, di.Unit)
 			}
 		}
+	}
+	if len(required) > 0 {
+		check := append([]string{pl.opts.Berth, "_require-active", "--for", sp.Name}, required...)
+		s.Hooks.StartPre = append([][]string{check}, s.Hooks.StartPre...)
 	}
 }
 

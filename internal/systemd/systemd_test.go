@@ -57,3 +57,19 @@ func TestLeader(t *testing.T) {
 		t.Errorf("Enter = %s, want %s", got, want)
 	}
 }
+
+func TestRequireActive(t *testing.T) {
+	r := &command.RecordingRunner{Results: map[string]command.Result{
+		"systemctl show --property=Id,ActiveState,SubState,Result -- a.service b.service": {Stdout: "Id=a.service\nActiveState=active\nSubState=running\nResult=success\n\nId=b.service\nActiveState=failed\nSubState=failed\nResult=exit-code\n"},
+	}}
+	err := RequireActive(context.Background(), r, "a.service", "b.service")
+	if err == nil || !strings.Contains(err.Error(), "b.service is failed, result exit-code") || strings.Contains(err.Error(), "a.service is") {
+		t.Fatalf("RequireActive = %v", err)
+	}
+	r = &command.RecordingRunner{Results: map[string]command.Result{
+		"systemctl show --property=Id,ActiveState,SubState,Result -- a.service": {Stdout: "Id=a.service\nActiveState=active\nSubState=exited\nResult=success\n"},
+	}}
+	if err := RequireActive(context.Background(), r, "a.service"); err != nil {
+		t.Fatalf("RequireActive(active oneshot) = %v", err)
+	}
+}
