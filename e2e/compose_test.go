@@ -411,7 +411,7 @@ func TestComposeStack(t *testing.T) {
 		if r.ExitCode == 0 {
 			t.Fatalf("up with a failing migration succeeded:\n%s", r)
 		}
-		for _, want := range []string{"migrate (berth-failing-migrate-1.service): failed", "exit status 3", "migrate: failing on purpose with status 3", "api (berth-failing-api-1.service): failed", "not starting api: a required dependency is not running: berth-failing-migrate-1.service is failed"} {
+		for _, want := range []string{"migrate (berth-failing-migrate-1.service): failed", "exit status 3", "migrate: failing on purpose with status 3", "api (berth-failing-api-1.service): inactive (dead), result exec-condition", "not starting api: a required dependency is not running: berth-failing-migrate-1.service is failed"} {
 			if !strings.Contains(r.Stderr, want) {
 				t.Errorf("up's report lacks %q:\n%s", want, r.Stderr)
 			}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -10,9 +11,12 @@ import (
 )
 
 // newRequireActiveCmd is the check a compose service's unit runs before
-// its machine starts (ExecStartPre=): every dependency it requires must be
+// its machine starts (ExecCondition=): every dependency it requires must be
 // running. Wants= + After= start and order them without tying the service
-// to their automatic restarts, as docker compose does not either.
+// to their automatic restarts, as docker compose does not either. A
+// dependency that is down exits 1, which skips the start without failing
+// the unit (no restart loop: it did not start, as in docker); anything
+// else that goes wrong exits 255, which fails it.
 func newRequireActiveCmd() *cobra.Command {
 	var service string
 	cmd := &cobra.Command{
@@ -21,10 +25,15 @@ func newRequireActiveCmd() *cobra.Command {
 		Hidden: true,
 		Args:   cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := systemd.RequireActive(cmd.Context(), command.ExecRunner{}, args...); err != nil {
-				return fmt.Errorf("not starting %s: %w", service, err)
+			err := systemd.RequireActive(cmd.Context(), command.ExecRunner{}, args...)
+			switch {
+			case err == nil:
+				return nil
+			case errors.Is(err, systemd.ErrDependencyDown):
+				return &ExitError{Code: 1, Err: fmt.Errorf("not starting %s: %w", service, err)}
+			default:
+				return &ExitError{Code: 255, Err: fmt.Errorf("check the dependencies of %s: %w", service, err)}
 			}
-			return nil
 		},
 	}
 	cmd.Flags().StringVar(&service, "for", "the service", "the service whose start this checks (for the message)")

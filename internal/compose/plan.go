@@ -341,8 +341,9 @@ func (pl *planner) machineNetwork(sp *ServicePlan, in *InstancePlan, s *machine.
 // with every automatic restart of its dependency, and docker compose
 // leaves dependents alone when a dependency crashes. A required
 // dependency (the default) is checked instead, before the machine starts
-// (berth _require-active), so a dependent of a failed dependency still
-// does not start. restart: true adds PartOf=: stopping or restarting the
+// (ExecCondition=berth _require-active), so a dependent of a failed
+// dependency is not started (and not restarted in a loop: a condition
+// that fails leaves the unit inactive, not failed). restart: true adds PartOf=: stopping or restarting the
 // dependency, and its automatic restarts, restart the dependent too.
 func (pl *planner) machineDeps(sp *ServicePlan, in *InstancePlan, s *machine.Spec) {
 	for _, ifc := range in.Interfaces {
@@ -376,8 +377,7 @@ func (pl *planner) machineDeps(sp *ServicePlan, in *InstancePlan, s *machine.Spe
 		}
 	}
 	if len(required) > 0 {
-		check := append([]string{pl.opts.Berth, "_require-active", "--for", sp.Name}, required...)
-		s.Hooks.StartPre = append([][]string{check}, s.Hooks.StartPre...)
+		s.Hooks.Condition = append(s.Hooks.Condition, append([]string{pl.opts.Berth, "_require-active", "--for", sp.Name}, required...))
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -267,6 +268,10 @@ type Restart struct {
 
 // Hooks are host commands run by the service around the machine.
 type Hooks struct {
+	// Condition run first (ExecCondition=): exiting 1-254 skips the start
+	// without failing the unit (and so without an automatic restart),
+	// 255 or a signal fails it.
+	Condition [][]string
 	// StartPre run before nspawn starts; a failure fails the start.
 	StartPre [][]string
 	// StopPost run after the machine stopped; failures are ignored, so
@@ -473,7 +478,7 @@ func (s *Spec) validateUsers() error {
 }
 
 func (s *Spec) validateHooks() error {
-	for _, h := range append(append([][]string(nil), s.Hooks.StartPre...), s.Hooks.StopPost...) {
+	for _, h := range slices.Concat(s.Hooks.Condition, s.Hooks.StartPre, s.Hooks.StopPost) {
 		if len(h) == 0 || !path.IsAbs(h[0]) {
 			return fmt.Errorf("%w: hook %q must start with an absolute program path", ErrInvalidSpec, h)
 		}

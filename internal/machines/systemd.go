@@ -11,6 +11,10 @@ import (
 	"github.com/berth-sh/berth/internal/systemd"
 )
 
+// DaemonReload tells systemd unit files changed (nothing when PID 1 is
+// not systemd: it reads them when it starts).
+func (h Host) DaemonReload(ctx context.Context) error { return h.daemonReload(ctx) }
+
 func (h Host) daemonReload(ctx context.Context) error {
 	if !h.SystemdBooted {
 		return nil // nothing to tell; the files are read when systemd starts

@@ -227,7 +227,7 @@ func Pull(ctx context.Context, opts Options) (res *Result, err error) {
 	}
 	opts.Progress.Resolved(ref.String(), top.Digest, mdesc.Digest)
 
-	if prev != nil && rootfsExists && prev.Digest == top.Digest && prev.Manifest == mdesc.Digest {
+	if prev != nil && rootfsExists && prev.Digest == top.Digest && prev.Manifest == mdesc.Digest && haveBlobs(st, prev) {
 		if top.image != nil && opts.Platform != nil && !platformMatches(want, prev.Platform) {
 			return nil, fmt.Errorf("image is for %s, not the requested %s", prev.Platform.String(), want.String())
 		}
@@ -258,6 +258,18 @@ func Pull(ctx context.Context, opts Options) (res *Result, err error) {
 	}
 	opts.Progress.Done(res)
 	return res, nil
+}
+
+// haveBlobs says whether the store still holds every blob of r: a blob
+// that went missing (removed by `system check --repair` as corrupt) makes
+// the same image's pull install it again rather than call it up to date.
+func haveBlobs(st *store.Store, r *store.Record) bool {
+	for _, d := range r.Blobs() {
+		if _, ok := st.Has(d); !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // refreshUpToDate fixes what may have drifted on an installed, unchanged
@@ -368,17 +380,38 @@ func install(ctx context.Context, st *store.Store, img v1.Image, mdesc v1.Descri
 	if err := ensureUsr(stg.Dir); err != nil {
 		return nil, err
 	}
+	record := func() error {
+		if err := store.WriteFileAtomic(store.ConfigPath(o.MachinesDir, name), rawConfig, 0o644); err != nil {
+			return fmt.Errorf("install machine %s: %w", name, err)
+		}
+		return st.SaveRecord(rec)
+	}
+	// A first install writes the config and the record before its tree
+	// appears: killed in between, it leaves a record without a tree,
+	// which the next pull installs again (a tree without a record would
+	// be refused as not berth's). A replacement writes them after the
+	// swap: killed in between, the record still names the old image, so
+	// the next pull redoes this one. Either way no tree is ever visible
+	// without a record naming it.
+	_, statErr := os.Lstat(filepath.Join(o.MachinesDir, name))
+	first := errors.Is(statErr, fs.ErrNotExist)
+	if first {
+		if err := record(); err != nil {
+			return nil, err
+		}
+	}
 	if err := stg.Commit(); err != nil {
+		if first {
+			os.Remove(store.ConfigPath(o.MachinesDir, name))
+			st.RemoveRecord(name)
+		}
 		return nil, err
 	}
 	committed = true
-	// Config and record follow the tree: after a crash in between, the
-	// record still names the old image, so the next pull redoes this one.
-	if err := store.WriteFileAtomic(store.ConfigPath(o.MachinesDir, name), rawConfig, 0o644); err != nil {
-		return nil, fmt.Errorf("install machine %s: %w", name, err)
-	}
-	if err := st.SaveRecord(rec); err != nil {
-		return nil, err
+	if !first {
+		if err := record(); err != nil {
+			return nil, err
+		}
 	}
 	res.Record = rec
 	return res, nil

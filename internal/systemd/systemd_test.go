@@ -72,4 +72,16 @@ func TestRequireActive(t *testing.T) {
 	if err := RequireActive(context.Background(), r, "a.service"); err != nil {
 		t.Fatalf("RequireActive(active oneshot) = %v", err)
 	}
+	// A dependency in an automatic restart is coming back: the dependent
+	// (restarting itself meanwhile) may start.
+	r = &command.RecordingRunner{Results: map[string]command.Result{
+		"systemctl show --property=Id,ActiveState,SubState,Result -- a.service": {Stdout: "Id=a.service\nActiveState=activating\nSubState=auto-restart\nResult=exit-code\n"},
+		"systemctl show --property=Id,ActiveState,SubState,Result -- b.service": {Stdout: "Id=b.service\nActiveState=inactive\nSubState=dead\nResult=success\n"},
+	}}
+	if err := RequireActive(context.Background(), r, "a.service"); err != nil {
+		t.Fatalf("RequireActive(auto-restart) = %v", err)
+	}
+	if err := RequireActive(context.Background(), r, "b.service"); !errors.Is(err, ErrDependencyDown) {
+		t.Fatalf("RequireActive(inactive) = %v, want ErrDependencyDown", err)
+	}
 }
