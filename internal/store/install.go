@@ -40,6 +40,14 @@ func NewStaging(machinesDir, name string) (*Staging, error) {
 	if err := os.MkdirAll(machinesDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create staging directory: %w", err)
 	}
+	// Between its mkdir and its flock a staging directory looks abandoned;
+	// CleanStaging claims directories only under this lock's exclusive
+	// side, so it never sees one in that instant.
+	unlock, err := lockDir(machinesDir, unix.LOCK_SH)
+	if err != nil {
+		return nil, fmt.Errorf("create staging directory: %w", err)
+	}
+	defer unlock()
 	dir, err := os.MkdirTemp(machinesDir, StagingPrefix+name+"-")
 	if err != nil {
 		return nil, fmt.Errorf("create staging directory: %w", err)
@@ -138,9 +146,32 @@ func (s *Staging) Discard() error {
 	return nil
 }
 
+// lockDir flocks the machines directory itself (how), the staging lock:
+// held shared while a staging directory is made and locked, exclusively
+// while CleanStaging claims abandoned ones, so it never takes one in the
+// instant between its creator's mkdir and flock. Both hold it briefly.
+func lockDir(dir string, how int) (func(), error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), how)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	return func() { f.Close() }, nil
+}
+
 // CleanStaging removes staging directories left by pulls that were killed.
 // A directory whose flock is still held belongs to a running pull and is
-// left alone.
+// left alone. It claims the abandoned ones (takes their flock) under the
+// staging lock, then deletes them without it.
 func CleanStaging(machinesDir string) error {
 	ents, err := os.ReadDir(machinesDir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -149,13 +180,21 @@ func CleanStaging(machinesDir string) error {
 	if err != nil {
 		return fmt.Errorf("clean stale staging directories: %w", err)
 	}
-	var errs []error
+	var claimed []*os.File
+	defer func() {
+		for _, f := range claimed {
+			f.Close()
+		}
+	}()
+	unlock, err := lockDir(machinesDir, unix.LOCK_EX)
+	if err != nil {
+		return fmt.Errorf("clean stale staging directories: %w", err)
+	}
 	for _, e := range ents {
 		if !strings.HasPrefix(e.Name(), StagingPrefix) || !e.IsDir() {
 			continue
 		}
-		p := filepath.Join(machinesDir, e.Name())
-		f, err := os.Open(p)
+		f, err := os.Open(filepath.Join(machinesDir, e.Name()))
 		if err != nil {
 			continue // raced with its owner removing it
 		}
@@ -163,10 +202,14 @@ func CleanStaging(machinesDir string) error {
 			f.Close()
 			continue
 		}
-		if err := os.RemoveAll(p); err != nil {
+		claimed = append(claimed, f)
+	}
+	unlock()
+	var errs []error
+	for _, f := range claimed {
+		if err := os.RemoveAll(f.Name()); err != nil {
 			errs = append(errs, err)
 		}
-		f.Close()
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("clean stale staging directories: %w", err)

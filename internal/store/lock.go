@@ -2,7 +2,10 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/berth-sh/berth/internal/fsutil"
 )
@@ -34,4 +37,14 @@ func (s *Store) LockName(ctx context.Context, name string) (func(), error) {
 func (s *Store) TryLock(mode fsutil.LockMode) (func(), bool) {
 	unlock, err := fsutil.TryLock(filepath.Join(s.root, locksDir, "store.lock"), mode)
 	return unlock, err == nil
+}
+
+// LockBlob takes the exclusive lock of fetching blob d, so pulls running
+// side by side download it once: the others wait, then find it stored. The
+// locks are 256 files (by the digest's first byte), not one per blob.
+func (s *Store) LockBlob(ctx context.Context, d v1.Hash) (func(), error) {
+	if err := checkDigest(d); err != nil {
+		return nil, fmt.Errorf("lock blob: %w", err)
+	}
+	return fsutil.Lock(ctx, filepath.Join(s.root, locksDir, "blob-"+d.Hex[:2]+".lock"), Exclusive)
 }
