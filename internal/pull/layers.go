@@ -91,6 +91,22 @@ func download(ctx context.Context, st *store.Store, img v1.Image, i int, l store
 			err = fmt.Errorf("download: %w", err)
 		}
 	}()
+	// One pull fetches a blob at a time; pulls running side by side wait
+	// here and then find it in the store.
+	unlock, err := st.LockBlob(ctx, l.Digest)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if size, ok := st.Has(l.Digest); ok && size == l.Size {
+		if err := sp.attach(st.BlobPath(l.Digest)); err != nil {
+			return err
+		}
+		sp.advance(l.Size)
+		o.Progress.LayerBytes(i, l.Size)
+		o.Progress.LayerDownloaded(i)
+		return nil
+	}
 	bl, err := img.LayerByDigest(l.Digest)
 	if err != nil {
 		return err
