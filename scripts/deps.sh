@@ -22,6 +22,10 @@ packages=(
 	jq
 	time # /usr/bin/time for peak RSS in benchmarks
 	e2fsprogs
+	gpg   # berth import tests: sign SHA256SUMS with a throwaway key
+	gpgv  # berth import --verify=signature
+	xz-utils # berth import tests: xz-compressed tarballs
+	bzip2    # berth import tests: bzip2-compressed tarballs
 )
 
 missing=()

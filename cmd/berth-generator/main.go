@@ -16,6 +16,13 @@
 // boot the others. --dry-run prints the units instead, and exits 1 if any
 // declaration was skipped.
 //
+// Units run the berth and berth-init of the generator's own installation:
+// installed as PREFIX/lib/systemd/system-generators/berth-generator it
+// renders PREFIX/bin/berth and PREFIX/lib/berth/berth-init (/usr for the
+// .deb, /usr/local for scripts/install.sh); elsewhere (a link in
+// /etc/systemd/system-generators resolves to its target) the defaults
+// under /usr/local. It reads only its own path (/proc/self/exe) for that.
+//
 // It also makes one unit per image name of every OCI image layout under
 // /var/lib/berth/layouts ($BERTH_LAYOUT_DIRS, colon-separated, replaces
 // it), reading only each layout's index.json.
@@ -27,15 +34,18 @@ import (
 	"os"
 
 	"github.com/berth-sh/berth/internal/decl"
+	"github.com/berth-sh/berth/internal/paths"
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr, openSystemLog))
+	exe, _ := os.Executable()
+	os.Exit(run(os.Args[1:], paths.ForGenerator(exe), os.Getenv, os.Stdout, os.Stderr, openSystemLog))
 }
 
-// run is the generator; openLog gives where findings are logged (the
+// run is the generator; inst is the installation whose berth and
+// berth-init units run; openLog gives where findings are logged (the
 // journal or kernel log under systemd; tests pass stderr only).
-func run(args []string, getenv func(string) string, stdout, stderr io.Writer, openLog func(io.Writer) *systemLog) int {
+func run(args []string, inst paths.Installation, getenv func(string) string, stdout, stderr io.Writer, openLog func(io.Writer) *systemLog) int {
 	dryRun := len(args) == 1 && args[0] == "--dry-run"
 	if !dryRun && (len(args) != 1 && len(args) != 3 || args[0] == "" || args[0][0] == '-') {
 		fmt.Fprintln(stderr, "usage: berth-generator NORMAL-DIR [EARLY-DIR LATE-DIR] | --dry-run")
@@ -43,7 +53,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer, op
 	}
 	in, loadFindings := decl.Load(decl.SearchPath(getenv), decl.OSDir{})
 	layouts, layoutFindings := decl.LoadLayouts(decl.LayoutPath(getenv), decl.OSDir{})
-	units, findings := decl.Generate(in, decl.Options{Layouts: layouts})
+	units, findings := decl.Generate(in, decl.Options{Layouts: layouts, Berth: inst.Berth, Init: inst.Init})
 	loadFindings = append(loadFindings, layoutFindings...)
 	findings = append(loadFindings, findings...)
 	if dryRun {

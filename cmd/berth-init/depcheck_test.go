@@ -9,5 +9,5 @@ import (
 // TestDependencies pins what berth-init may import: it is bind-mounted into
 // scratch images, so it must stay a small static binary with no cgo.
 func TestDependencies(t *testing.T) {
-	depcheck.Only(t, ".", "golang.org/x/sys/...")
+	depcheck.Only(t, ".", "github.com/berth-sh/berth/internal/initproc", "golang.org/x/sys/...")
 }

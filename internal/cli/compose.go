@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"fmt"
+
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
@@ -42,6 +44,14 @@ The project is loaded as docker compose loads it (-f, -p, --profile,
 converted to a set of systemd units: one machine per service instance, a
 bridge per network, a target for the whole project.`,
 	}
+	// An unknown verb is an error (exit 125), not the help text.
+	cmd.Args = cobra.ArbitraryArgs
+	cmd.RunE = func(c *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return fmt.Errorf("compose: unknown verb %q (berth compose --help lists them)", args[0])
+		}
+		return c.Help()
+	}
 	cmd.PersistentPreRun = func(*cobra.Command, []string) {
 		// compose-go reports loader warnings (obsolete version:, YAML 1.1
 		// booleans) through logrus; show them as berth warnings.
@@ -58,6 +68,11 @@ bridge per network, a target for the whole project.`,
 		newComposeConfigCmd(env, g, cf),
 		newComposeConvertCmd(env, g, cf),
 		newComposeUpCmd(env, g, cf), newComposeDownCmd(env, g, cf), newComposePsCmd(env, g, cf), newComposeLogsCmd(env, g, cf), newComposeExecCmd(env, g, cf), newComposeRestartCmd(env, g, cf), newComposeStopCmd(env, g, cf), newComposeStartCmd(env, g, cf), newComposePullCmd(env, g, cf), newComposeImagesCmd(env, g, cf), newComposeTopCmd(env, g, cf),
+		newComposeRunCmd(env, g, cf), newComposeCreateCmd(env, g, cf), newComposeLsCmd(env, g), newComposeKillCmd(env, g, cf), newComposeRmCmd(env, g, cf),
+		newComposePortCmd(env, g, cf), newComposeCpCmd(env, g, cf), newComposeWaitCmd(env, g, cf), versionCmd(env, "berth compose version "),
+	)
+	cmd.AddCommand(newComposeUnsupportedCmds()...)
+	cmd.AddCommand(
 		newComposeBridgeUpCmd(),
 		newComposeBridgeDownCmd(),
 		newComposeNetnsUpCmd(),

@@ -12,7 +12,7 @@ import (
 
 func newComposeExecCmd(env Env, g *Globals, cf *composeFlags) *cobra.Command {
 	var o project.ExecOptions
-	var noTTY bool
+	var noTTY, detach, privileged bool
 	cmd := &cobra.Command{
 		Use:   "exec [-T] SERVICE COMMAND [ARG...]",
 		Short: "Run a command in a running service's machine; exits with its status",
@@ -24,6 +24,12 @@ The command gets berth's terminal when stdin and stdout are terminals;
 -T gives it pipes instead (for scripts, and to read its output exactly).`,
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if detach {
+				return unsupported("exec", "-d/--detach", "a command entered into a machine runs as long as berth waits for it; use berth compose run, or a service")
+			}
+			if privileged {
+				return unsupported("exec", "--privileged", "the command gets the machine's capabilities; add cap_add: to the service")
+			}
 			name, err := composeProjectName(cmd, cf)
 			if err != nil {
 				return err
@@ -64,6 +70,10 @@ The command gets berth's terminal when stdin and stdout are terminals;
 	var ignored bool
 	f.BoolVarP(&ignored, "interactive", "i", true, "keep stdin open (always)")
 	f.BoolVarP(&ignored, "tty", "t", true, "give a terminal when there is one (default)")
+	f.BoolVarP(&detach, "detach", "d", false, "not supported")
+	f.BoolVar(&privileged, "privileged", false, "not supported")
+	f.MarkHidden("detach")
+	f.MarkHidden("privileged")
 	f.MarkHidden("interactive")
 	f.MarkHidden("tty")
 	return cmd

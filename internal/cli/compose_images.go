@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"text/tabwriter"
 
@@ -24,12 +23,7 @@ func newComposeImagesCmd(env Env, g *Globals, cf *composeFlags) *cobra.Command {
 			}
 			switch format {
 			case "json":
-				b, err := json.MarshalIndent(rows, "", "  ")
-				if err != nil {
-					return err
-				}
-				_, err = fmt.Fprintf(env.Stdout, "%s\n", b)
-				return err
+				return writeJSON(env.Stdout, rows)
 			case "table":
 			default:
 				return errorf("images %s: unknown format %q (want table or json)", name, format)

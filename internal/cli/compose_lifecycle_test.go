@@ -19,7 +19,8 @@ func TestComposeLifecycleFlagErrors(t *testing.T) {
 	}{
 		{[]string{"down", "--rmi", "bogus"}, `--rmi "bogus": want all or local`},
 		{[]string{"logs", "--tail", "many"}, `--tail "many": want a number of lines or all`},
-		{[]string{"ps", "--format", "xml"}, "read project clitest: project is not installed (run berth compose up first)"},
+		{[]string{"ps", "--format", "xml"}, `unknown format "xml" (want table or json)`},
+		{[]string{"ps"}, "read project clitest: project is not installed (run berth compose up first)"},
 		{[]string{"exec", "app"}, "requires at least 2 arg(s)"},
 		{[]string{"up", "nope"}, `select service "nope" in project clitest: no such service`},
 	} {

@@ -10,7 +10,14 @@ import (
 
 // composeHost is the systemd host the compose lifecycle verbs drive.
 func composeHost(env Env, g *Globals) *project.Host {
-	return &project.Host{Root: g.Root, MachinesDir: g.MachinesDir, Stderr: env.Stderr}
+	h := &project.Host{Root: g.Root, MachinesDir: g.MachinesDir, Stderr: env.Stderr}
+	if env.Machines != nil {
+		// Tests: the same fake systemd and directories the machine
+		// verbs get.
+		mh := env.Machines(g.Root, g.MachinesDir)
+		h.Runner, h.UnitDir, h.NspawnDir = mh.Runner, mh.UnitDir, mh.NspawnDir
+	}
+	return h
 }
 
 // composeImages keeps the machines' images in berth's store, showing pull

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -11,7 +10,8 @@ import (
 
 func newComposePsCmd(env Env, g *Globals, cf *composeFlags) *cobra.Command {
 	var format string
-	var all, quiet bool
+	var all, quiet, services bool
+	var status, filters []string
 	cmd := &cobra.Command{
 		Use:   "ps [SERVICE...]",
 		Short: "List the project's machines with state, health and ports",
@@ -20,9 +20,47 @@ func newComposePsCmd(env Env, g *Globals, cf *composeFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			st, err := composeHost(env, g).Ps(cmd.Context(), name, args, all)
+			for _, f := range filters {
+				k, v, _ := parseFilter(f)
+				if k != "status" {
+					return unsupported("ps", "--filter "+f, "only status=STATE is supported")
+				}
+				status = append(status, v)
+			}
+			if format != "table" && format != "json" {
+				return errorf("ps %s: unknown format %q (want table or json)", name, format)
+			}
+			if services {
+				// docker lists the services of the project as
+				// installed, whatever their machines' states.
+				m, err := composeHost(env, g).Manifest(name)
+				if err != nil {
+					return err
+				}
+				svcs, err := m.Select(args)
+				if err != nil {
+					return err
+				}
+				for _, s := range svcs {
+					fmt.Fprintln(env.Stdout, s.Name)
+				}
+				return nil
+			}
+			st, err := composeHost(env, g).Ps(cmd.Context(), name, args, all || len(status) > 0)
 			if err != nil {
 				return err
+			}
+			if len(status) > 0 {
+				kept := st[:0]
+				for _, s := range st {
+					for _, want := range status {
+						if s.State == want {
+							kept = append(kept, s)
+							break
+						}
+					}
+				}
+				st = kept
 			}
 			switch {
 			case quiet:
@@ -31,14 +69,7 @@ func newComposePsCmd(env Env, g *Globals, cf *composeFlags) *cobra.Command {
 				}
 				return nil
 			case format == "json":
-				b, err := json.MarshalIndent(st, "", "  ")
-				if err != nil {
-					return err
-				}
-				_, err = fmt.Fprintf(env.Stdout, "%s\n", b)
-				return err
-			case format != "table":
-				return errorf("ps %s: unknown format %q (want table or json)", name, format)
+				return writeJSON(env.Stdout, st)
 			}
 			tw := tabwriter.NewWriter(env.Stdout, 0, 4, 3, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tSERVICE\tSTATE\tHEALTH\tSTATUS\tPORTS")
@@ -51,6 +82,11 @@ func newComposePsCmd(env Env, g *Globals, cf *composeFlags) *cobra.Command {
 	cmd.Flags().StringVar(&format, "format", "table", "output format: table or json")
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "also show stopped and exited machines")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print machine names only")
+	cmd.Flags().BoolVar(&services, "services", false, "print the project's service names only")
+	cmd.Flags().StringArrayVar(&status, "status", nil, "only machines in this state: running, starting, restarting, exited, created, failed, stopping (repeatable)")
+	cmd.Flags().StringArrayVar(&filters, "filter", nil, "filter: status=STATE")
+	cmd.Flags().Bool("no-trunc", false, "accepted: berth never truncates")
+	cmd.Flags().Bool("orphans", true, "accepted: berth removes orphans on up, so there are none to show")
 	return cmd
 }
 

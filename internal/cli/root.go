@@ -64,13 +64,19 @@ func (e *ExitError) Error() string {
 
 func (e *ExitError) Unwrap() error { return e.Err }
 
+// ExitBerthFailed is the exit code when berth itself failed (a bad flag,
+// a bad project, systemd refused), as docker uses 125; 126 and 127 (the
+// command could not be run, not found) and every other code are the
+// command's own, passed through as an ExitError.
+const ExitBerthFailed = 125
+
 // Main runs berth with env and returns the process exit code.
 func Main(ctx context.Context, env Env) int {
 	if env.Getenv == nil {
 		env.Getenv = os.Getenv
 	}
 	root := newRootCmd(env)
-	root.SetArgs(env.Args)
+	root.SetArgs(composeShortF(env.Args))
 	root.SetIn(env.Stdin)
 	root.SetOut(env.Stdout)
 	root.SetErr(env.Stderr)
@@ -86,7 +92,7 @@ func Main(ctx context.Context, env Env) int {
 		return ee.Code
 	}
 	fmt.Fprintf(env.Stderr, "berth: %v\n", err)
-	return 1
+	return ExitBerthFailed
 }
 
 func newRootCmd(env Env) *cobra.Command {
@@ -106,7 +112,10 @@ func newRootCmd(env Env) *cobra.Command {
 		newVersionCmd(env), newEtcFilesCmd(),
 		newComposeCmd(env, g),
 		newPullCmd(env, g), newImagesCmd(env, g), newRmiCmd(env, g), newInspectCmd(env, g),
+		newImportCmd(env, g),
+		newExportCmd(env, g), newPushCmd(env, g),
 		newCreateCmd(env, g), newRunCmd(env, g), newStartCmd(env, g), newStopCmd(env, g), newRestartCmd(env, g), newRmCmd(env, g), newPsCmd(env, g), newLogsCmd(env, g), newExecCmd(env, g),
+		newSystemCmd(env, g),
 		// Helpers the generator's units run (hidden).
 		newVolumeHelperCmd(), newRequireActiveCmd(),
 	)

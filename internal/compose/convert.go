@@ -3,6 +3,7 @@ package compose
 import (
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"path"
 	"sort"
 
@@ -33,6 +34,13 @@ type ConvertOptions struct {
 	// SocketProxyd is systemd-socket-proxyd's path. Default
 	// /usr/lib/systemd/systemd-socket-proxyd.
 	SocketProxyd string
+	// TakenSubnets are prefixes automatic subnets must not overlap: the
+	// networks of the host's other projects and its routes (berth compose
+	// up reads them under a host-wide lock, so two projects coming up at
+	// once never pick the same one). Explicit ipam subnets are not
+	// checked against them here; up checks every subnet against the
+	// routes.
+	TakenSubnets []netip.Prefix
 	// Images returns what is known about an image (its VOLUMEs and
 	// HEALTHCHECK). Nil or ok=false: the image is not known, which is a
 	// warning.

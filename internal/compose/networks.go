@@ -83,8 +83,14 @@ func (pl *planner) planNetworks() {
 	}
 	// Automatic subnets: a /24 of 172.16.0.0/12 chosen by hashing the
 	// project and network names, probing on past those already taken in
-	// this project. Stable across runs; `up` must check it against the
-	// host's routes.
+	// this project and those the host has taken (TakenSubnets: other
+	// projects' networks, the host's routes). Stable across runs while
+	// the host does not change; `up` still checks it against the routes.
+	for _, p := range pl.opts.TakenSubnets {
+		if _, mine := used[p]; !mine {
+			used[p] = "(taken on the host)"
+		}
+	}
 	for _, np := range auto {
 		start, _ := strconv.ParseUint(hashHex(6, pl.p.Name, np.Key), 16, 32)
 		const slots = 1 << 12

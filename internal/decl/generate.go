@@ -23,7 +23,9 @@ type Options struct {
 	// Root is berth's state directory; MachinesDir holds machine trees.
 	Root, MachinesDir string
 	// Berth is the berth binary units run for pulls and helpers; Init is
-	// berth-init, bind-mounted into app machines.
+	// berth-init, bind-mounted into app machines. berth-generator derives
+	// both from where it is installed (paths.ForGenerator); default
+	// paths.DefaultBerth and paths.DefaultInit.
 	Berth, Init string
 	// SocketProxyd forwards published ports.
 	SocketProxyd string
@@ -37,8 +39,8 @@ type Options struct {
 func (o *Options) fill() {
 	o.Root = cmpOr(o.Root, paths.Root)
 	o.MachinesDir = cmpOr(o.MachinesDir, paths.Machines)
-	o.Berth = cmpOr(o.Berth, paths.Berth)
-	o.Init = cmpOr(o.Init, paths.Init)
+	o.Berth = cmpOr(o.Berth, paths.DefaultBerth)
+	o.Init = cmpOr(o.Init, paths.DefaultInit)
 	o.SocketProxyd = cmpOr(o.SocketProxyd, paths.SocketProxyd)
 	o.Machinectl = cmpOr(o.Machinectl, "/usr/bin/machinectl")
 }

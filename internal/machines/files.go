@@ -4,11 +4,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/berth-sh/berth/internal/fsutil"
 	"github.com/berth-sh/berth/internal/machine"
-	"github.com/berth-sh/berth/internal/paths"
 )
 
 // File is one rendered file and where it belongs.
@@ -64,27 +62,4 @@ func writeFile(path string, data []byte) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return fsutil.AtomicWrite(path, data, 0o644)
-}
-
-// FindInit locates the berth-init binary: $BERTH_INIT, next to the berth
-// executable, then the library directories packages install it to.
-func FindInit(getenv func(string) string, executable string) (string, error) {
-	var cands []string
-	if p := getenv("BERTH_INIT"); p != "" {
-		cands = append(cands, p)
-	}
-	if executable != "" {
-		cands = append(cands, filepath.Join(filepath.Dir(executable), "berth-init"))
-	}
-	cands = append(cands, paths.Init, "/usr/lib/berth/berth-init")
-	for _, c := range cands {
-		if fi, err := os.Stat(c); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
-			abs, err := filepath.Abs(c)
-			if err != nil {
-				return "", fmt.Errorf("find berth-init: %w", err)
-			}
-			return filepath.Clean(abs), nil
-		}
-	}
-	return "", fmt.Errorf("find berth-init: none of %s exists; build it with `CGO_ENABLED=0 go build ./cmd/berth-init` and set BERTH_INIT", strings.Join(cands, ", "))
 }

@@ -84,11 +84,22 @@ func (h Host) Run(ctx context.Context, s machine.Spec, o RunOptions) (int, error
 	if err := sf.Close(); err != nil {
 		return 0, fmt.Errorf("run %s: write %s: %w", s.Name, settings, err)
 	}
+	stderr := o.Stderr
+	var noise *noiseFilter
+	if stderr != nil {
+		// nspawn's own meaningless lines are dropped, the rest (the
+		// command's stderr with --console=pipe) passes unchanged.
+		noise = newNoiseFilter(stderr)
+		stderr = noise
+	}
 	err = h.Runner.Run(ctx, command.Command{
 		Args:  h.RunCommand(&s, o),
-		Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr,
+		Stdin: o.Stdin, Stdout: o.Stdout, Stderr: stderr,
 		OwnProcessGroup: !o.Interactive && !o.StdinTerminal,
 	})
+	if noise != nil {
+		_ = noise.Flush()
+	}
 	if code := command.ExitCode(err); code > 0 {
 		return code, nil
 	}

@@ -16,10 +16,10 @@ const (
 	NspawnDir = "/etc/systemd/nspawn"
 	// RuntimeNspawnDir holds settings of transient machines (berth run).
 	RuntimeNspawnDir = "/run/systemd/nspawn"
-	// Berth is the berth binary that helper commands in units run.
-	Berth = "/usr/local/bin/berth"
-	// Init is the host path of berth-init, bind-mounted into app machines.
-	Init = "/usr/local/lib/berth/berth-init"
+	// DefaultBerth and DefaultInit are where scripts/install.sh puts
+	// berth and berth-init with its default prefix, /usr/local.
+	DefaultBerth = "/usr/local/bin/berth"
+	DefaultInit  = "/usr/local/lib/berth/berth-init"
 	// Nspawn is the systemd-nspawn binary machine services run.
 	Nspawn = "/usr/bin/systemd-nspawn"
 	// SocketProxyd forwards published ports to machines.
@@ -27,4 +27,15 @@ const (
 	// Netns is where named network namespaces live (iproute2's place, so
 	// `ip netns` sees them).
 	Netns = "/run/netns"
+)
+
+// Berth and Init are the defaults of the programs units run: the berth
+// binary that helper commands in units run, and the host path of the init
+// bind-mounted into app machines. They start as DefaultBerth and
+// DefaultInit; cmd/berth points them at the running installation when it
+// starts (see Locate), so a berth installed anywhere renders units that
+// run itself. Options structs still override them.
+var (
+	Berth = DefaultBerth
+	Init  = DefaultInit
 )

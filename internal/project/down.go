@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // DownOptions say what `berth compose down` removes besides units and
@@ -17,6 +18,9 @@ type DownOptions struct {
 	Volumes bool
 	// RemoveImages collects store blobs no machine uses any more.
 	RemoveImages bool
+	// Timeout, if set, is how long machines may take to stop before they
+	// are killed (docker compose down -t).
+	Timeout *time.Duration
 }
 
 // Down stops project name and removes its units, .nspawn files, machines
@@ -49,11 +53,15 @@ func (h *Host) Down(ctx context.Context, name string, o DownOptions) error {
 	}
 	// Stopping the target stops everything PartOf it; naming every unit
 	// also catches units a failed earlier up left running outside it.
-	if err := h.systemctl(ctx, append([]string{"stop", "--"}, units...)...); err != nil {
+	if err := h.stopUnits(ctx, units, o.Timeout); err != nil {
 		return fmt.Errorf("down %s: stop units: %w", name, err)
 	}
-	if err := h.systemctl(ctx, "disable", "--", m.Target); err != nil {
-		return fmt.Errorf("down %s: disable %s: %w", name, m.Target, err)
+	// disable fails without the unit file, which only a down killed after
+	// this step (and so after disabling) has removed.
+	if _, err := os.Stat(filepath.Join(h.UnitDir, m.Target)); err == nil {
+		if err := h.systemctl(ctx, "disable", "--", m.Target); err != nil {
+			return fmt.Errorf("down %s: disable %s: %w", name, m.Target, err)
+		}
 	}
 	for _, u := range m.Units {
 		if err := os.Remove(filepath.Join(h.UnitDir, u)); err != nil && !errors.Is(err, os.ErrNotExist) {

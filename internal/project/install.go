@@ -121,6 +121,9 @@ func machineHashes(plan *compose.Plan, files []compose.File, o compose.ConvertOp
 // was last started with.
 type applied struct {
 	Hashes map[string]string `json:"hashes"`
+	// ConfigFiles are the compose files the project was loaded from,
+	// for `berth compose ls`.
+	ConfigFiles []string `json:"config_files,omitempty"`
 }
 
 func (h *Host) appliedPath(name string) string {

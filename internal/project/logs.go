@@ -8,6 +8,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/berth-sh/berth/internal/command"
 )
@@ -22,6 +23,37 @@ type LogOptions struct {
 	NoPrefix bool
 	// Timestamps prefixes each line with its journal time.
 	Timestamps bool
+	// Since and Until bound the entries shown (zero: no bound); see
+	// ParseLogTime for docker's forms.
+	Since, Until time.Time
+}
+
+// ParseLogTime reads a --since/--until value in docker's forms: an
+// RFC 3339 time (2013-01-02T13:23:37Z, with or without fractional
+// seconds or a zone: local time without one), a date (2013-01-02), a Unix
+// timestamp (1136214245, 1136214245.5), or a duration before now (10m,
+// 1h30m).
+func ParseLogTime(s string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		return now.Add(-d), nil
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil && !strings.ContainsAny(s, "eE") {
+		sec := int64(f)
+		return time.Unix(sec, int64((f-float64(sec))*1e9)), nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999Z0700", "2006-01-02T15:04:05.999999999", "2006-01-02T15:04", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, s, now.Location()); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("time %q: want RFC 3339 (2006-01-02T15:04:05Z), a Unix timestamp, or a duration such as 10m", s)
+}
+
+// journalTime is t as journalctl's --since/--until read it: seconds
+// since the epoch, with microseconds.
+func journalTime(t time.Time) string {
+	us := t.UnixMicro()
+	return fmt.Sprintf("@%d.%06d", us/1e6, us%1e6)
 }
 
 // Logs writes the output of the selected services' machines from the
@@ -42,6 +74,12 @@ func (h *Host) Logs(ctx context.Context, name string, w io.Writer, o LogOptions)
 	}
 	if o.Tail >= 0 {
 		args = append(args, "--lines="+strconv.Itoa(o.Tail))
+	}
+	if !o.Since.IsZero() {
+		args = append(args, "--since="+journalTime(o.Since))
+	}
+	if !o.Until.IsZero() {
+		args = append(args, "--until="+journalTime(o.Until))
 	}
 	first := true
 	for _, s := range svcs {

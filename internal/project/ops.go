@@ -31,18 +31,7 @@ func portSockets(m *Manifest, svcs []ManifestService) []string {
 
 // Stop stops the selected services' machines (all: the project target).
 func (h *Host) Stop(ctx context.Context, name string, services []string) error {
-	m, svcs, err := h.selected(name, services)
-	if err != nil {
-		return err
-	}
-	units := append(portSockets(m, svcs), serviceUnits(svcs, true)...)
-	if len(services) == 0 {
-		units = append([]string{m.Target}, units...)
-	}
-	if err := h.systemctl(ctx, append([]string{"stop", "--"}, units...)...); err != nil {
-		return fmt.Errorf("stop %s: %w", name, err)
-	}
-	return nil
+	return h.StopWithin(ctx, name, services, nil)
 }
 
 // Start starts the selected services' machines (all: the project target)

@@ -86,10 +86,11 @@ func TestPs(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, _ := json.Marshal(got)
-	want := `[{"service":"api","machine":"app-api-1","unit":"berth-app-api-1.service","image":"reg.test/api:1","state":"failed","status":"failed (failed)","exit_code":1,"main_pid":42},` +
-		`{"service":"db","machine":"app-db-1","unit":"berth-app-db-1.service","image":"reg.test/pg:1","state":"running","status":"active (running)","health":"unhealthy","exit_code":0,"main_pid":42},` +
-		`{"service":"migrate","machine":"app-migrate-1","unit":"berth-app-migrate-1.service","image":"reg.test/pg:1","state":"exited","status":"active (exited)","exit_code":0,"main_pid":42},` +
-		`{"service":"web","machine":"app-web-1","unit":"berth-app-web-1.service","image":"reg.test/web:1","state":"restarting","status":"activating (auto-restart)","exit_code":2,"main_pid":42,"ports":["127.0.0.1:8080-\u003e80/tcp"]}]`
+	want := `[{"Name":"app-api-1","Project":"app","Service":"api","Image":"reg.test/api:1","State":"failed","Status":"failed (failed)","Health":"","ExitCode":1,"Publishers":[],"Unit":"berth-app-api-1.service","MainPID":42,"Ports":[]},` +
+		`{"Name":"app-db-1","Project":"app","Service":"db","Image":"reg.test/pg:1","State":"running","Status":"active (running)","Health":"unhealthy","ExitCode":0,"Publishers":[],"Unit":"berth-app-db-1.service","MainPID":42,"Ports":[]},` +
+		`{"Name":"app-migrate-1","Project":"app","Service":"migrate","Image":"reg.test/pg:1","State":"exited","Status":"active (exited)","Health":"","ExitCode":0,"Publishers":[],"Unit":"berth-app-migrate-1.service","MainPID":42,"Ports":[]},` +
+		`{"Name":"app-web-1","Project":"app","Service":"web","Image":"reg.test/web:1","State":"restarting","Status":"activating (auto-restart)","Health":"","ExitCode":2,` +
+		`"Publishers":[{"URL":"127.0.0.1","TargetPort":80,"PublishedPort":8080,"Protocol":"tcp"}],"Unit":"berth-app-web-1.service","MainPID":42,"Ports":["127.0.0.1:8080-\u003e80/tcp"]}]`
 	if string(b) != want {
 		t.Errorf("ps:\n%s\nwant:\n%s", b, want)
 	}

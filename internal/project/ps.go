@@ -9,24 +9,62 @@ import (
 )
 
 // Status is one machine as `berth compose ps` shows it. Its JSON form is
-// stable.
+// stable, with docker compose ps's field names where docker has the
+// field (docs/compose-cli.md).
 type Status struct {
-	Service string `json:"service"`
-	Machine string `json:"machine"`
-	Unit    string `json:"unit"`
-	Image   string `json:"image"`
+	// Machine is the machine name, docker's container Name.
+	Machine string `json:"Name"`
+	Project string `json:"Project"`
+	Service string `json:"Service"`
+	Image   string `json:"Image"`
 	// State is docker's word: running, restarting, exited, created,
 	// failed (unit failed), starting (activating).
-	State string `json:"state"`
+	State string `json:"State"`
 	// Status is systemd's ActiveState (SubState), with the exit status
 	// when the command ended.
-	Status string `json:"status"`
+	Status string `json:"Status"`
 	// Health is healthy, unhealthy, starting, or empty without a
 	// healthcheck.
-	Health   string   `json:"health,omitempty"`
-	ExitCode int      `json:"exit_code"`
-	MainPID  int      `json:"main_pid,omitempty"`
-	Ports    []string `json:"ports,omitempty"`
+	Health   string `json:"Health"`
+	ExitCode int    `json:"ExitCode"`
+	// Publishers are the published ports, as docker lists them.
+	Publishers []Publisher `json:"Publishers"`
+	// Unit, MainPID and Ports are berth's: the machine's systemd unit,
+	// its main process (systemd-nspawn), and the ports as
+	// "HOST_IP:PORT->PORT/PROTO" strings (docker's Ports is one string).
+	Unit    string   `json:"Unit"`
+	MainPID int      `json:"MainPID,omitempty"`
+	Ports   []string `json:"Ports"`
+}
+
+// Publisher is one published port (docker compose ps's Publishers).
+type Publisher struct {
+	URL           string `json:"URL"`
+	TargetPort    int    `json:"TargetPort"`
+	PublishedPort int    `json:"PublishedPort"`
+	Protocol      string `json:"Protocol"`
+}
+
+// parsePublisher reads the manifest's HOST_IP:PORT->TARGET/PROTO.
+func parsePublisher(p string) (Publisher, bool) {
+	host, rest, ok := strings.Cut(p, "->")
+	if !ok {
+		return Publisher{}, false
+	}
+	target, proto, _ := strings.Cut(rest, "/")
+	i := strings.LastIndexByte(host, ':')
+	if i < 0 {
+		return Publisher{}, false
+	}
+	var pub Publisher
+	pub.URL, pub.Protocol = host[:i], proto
+	if _, err := fmt.Sscan(host[i+1:], &pub.PublishedPort); err != nil {
+		return Publisher{}, false
+	}
+	if _, err := fmt.Sscan(target, &pub.TargetPort); err != nil {
+		return Publisher{}, false
+	}
+	return pub, true
 }
 
 // Ps reports the machines of the selected services (all when services is
@@ -58,7 +96,7 @@ func (h *Host) Ps(ctx context.Context, name string, services []string, all bool)
 	for _, s := range svcs {
 		for _, in := range s.Instances {
 			st := byID[in.Unit]
-			ps := Status{Service: s.Name, Machine: in.Machine, Unit: in.Unit, Image: s.Image}
+			ps := Status{Service: s.Name, Machine: in.Machine, Project: m.Project, Unit: in.Unit, Image: s.Image, Ports: []string{}, Publishers: []Publisher{}}
 			for _, p := range in.Ports {
 				// The manifest leaves the address out when the port
 				// listens on every address; show it as docker does.
@@ -66,6 +104,9 @@ func (h *Host) Ps(ctx context.Context, name string, services []string, all bool)
 					p = "0.0.0.0" + p
 				}
 				ps.Ports = append(ps.Ports, p)
+				if pub, ok := parsePublisher(p); ok {
+					ps.Publishers = append(ps.Publishers, pub)
+				}
 			}
 			ps.Status = st["ActiveState"]
 			if st["SubState"] != "" {

@@ -29,7 +29,37 @@ func subnetConflicts(plan *compose.Plan, routes string) error {
 		own[np.Bridge] = true
 	}
 	var problems []string
-	for _, line := range strings.Split(routes, "\n") {
+	for _, r := range parseRoutes(routes) {
+		if own[r.dev] {
+			continue
+		}
+		for _, np := range plan.Networks {
+			if np.External || !np.Subnet.IsValid() {
+				continue
+			}
+			if np.Subnet.Overlaps(r.dst) {
+				problems = append(problems, fmt.Sprintf("network %s (%s) overlaps the host's route %s dev %s", np.Key, np.Subnet, r.dst, r.dev))
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("check project subnets: %s; set networks.NAME.ipam.config[0].subnet to a free range", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// route is one destination of the host's routing tables and its device.
+type route struct {
+	dst netip.Prefix
+	dev string
+}
+
+// parseRoutes reads `ip -o -4 route show table all`: the destinations a
+// bridge's subnet must not overlap (not the default route, nor the local
+// table's local and broadcast entries).
+func parseRoutes(out string) []route {
+	var rs []route
+	for _, line := range strings.Split(out, "\n") {
 		f := strings.Fields(line)
 		if len(f) == 0 {
 			continue
@@ -37,10 +67,7 @@ func subnetConflicts(plan *compose.Plan, routes string) error {
 		// "local"/"broadcast" entries of table local name the type
 		// first.
 		dst := f[0]
-		if dst == "local" || dst == "broadcast" || dst == "unicast" {
-			continue
-		}
-		if dst == "default" {
+		if dst == "local" || dst == "broadcast" || dst == "unicast" || dst == "default" {
 			continue
 		}
 		dev := ""
@@ -49,27 +76,14 @@ func subnetConflicts(plan *compose.Plan, routes string) error {
 				dev = f[i+1]
 			}
 		}
-		if own[dev] {
-			continue
-		}
 		if !strings.Contains(dst, "/") {
 			dst += "/32"
 		}
-		rp, err := netip.ParsePrefix(dst)
+		p, err := netip.ParsePrefix(dst)
 		if err != nil {
 			continue
 		}
-		for _, np := range plan.Networks {
-			if np.External || !np.Subnet.IsValid() {
-				continue
-			}
-			if np.Subnet.Overlaps(rp) {
-				problems = append(problems, fmt.Sprintf("network %s (%s) overlaps the host's route %s dev %s", np.Key, np.Subnet, rp, dev))
-			}
-		}
+		rs = append(rs, route{p.Masked(), dev})
 	}
-	if len(problems) > 0 {
-		return fmt.Errorf("check project subnets: %s; set networks.NAME.ipam.config[0].subnet to a free range", strings.Join(problems, "; "))
-	}
-	return nil
+	return rs
 }

@@ -31,10 +31,21 @@ type UpOptions struct {
 	// Empty: every service.
 	Services []string
 	// Pull is "missing" (default: pull only images a machine does not
-	// have) or "always".
+	// have), "always", or "never" (a machine without its image is an
+	// error).
 	Pull string
+	// ForceRecreate restarts every selected machine that is running,
+	// changed or not (docker compose up --force-recreate).
+	ForceRecreate bool
+	// NoRecreate leaves running machines running even when their
+	// configuration or image changed; the change applies when they next
+	// restart, and the next up without it restarts them.
+	NoRecreate bool
 	// NoStart installs and reloads but starts nothing.
 	NoStart bool
+	// NoDeps starts only Services, not what they depend on (their
+	// required dependencies' start checks still apply).
+	NoDeps bool
 	// Timeout bounds the wait for running/healthy. Default 5 minutes.
 	Timeout time.Duration
 }
@@ -67,6 +78,14 @@ func (h *Host) Up(ctx context.Context, p *compose.Project, o UpOptions) (*UpResu
 	if o.Timeout <= 0 {
 		o.Timeout = 5 * time.Minute
 	}
+	switch o.Pull {
+	case "", "missing", "always", "never":
+	default:
+		return nil, fmt.Errorf("up %s: pull policy %q: want missing, always or never", p.Name, o.Pull)
+	}
+	if o.ForceRecreate && o.NoRecreate {
+		return nil, fmt.Errorf("up %s: force-recreate and no-recreate exclude each other", p.Name)
+	}
 	unlock, err := h.lock(ctx, p.Name)
 	if err != nil {
 		return nil, err
@@ -83,23 +102,36 @@ func (h *Host) Up(ctx context.Context, p *compose.Project, o UpOptions) (*UpResu
 	if err != nil {
 		return nil, err
 	}
+	if o.NoDeps && len(o.Services) > 0 {
+		selected = map[string]bool{}
+		for _, n := range o.Services {
+			selected[n] = true
+		}
+	}
 	digests, err := h.pullImages(ctx, first, selected, o, res)
 	if err != nil {
 		return nil, err
 	}
 
+	unlockSubnets, taken, err := h.reserveSubnets(ctx, p.Name)
+	if err != nil {
+		return res, fmt.Errorf("up %s: %w", p.Name, err)
+	}
+	co.TakenSubnets = taken
 	conv, err := compose.Convert(p, co)
 	if conv != nil {
 		res.Findings = conv.Findings
 	}
 	if err != nil {
+		unlockSubnets()
 		return res, err
 	}
 	hashes, err := h.install(ctx, p.Name, conv, co, digests, o.Images, res)
+	unlockSubnets()
 	if err != nil {
 		return res, err
 	}
-	if err := h.restartChanged(ctx, p.Name, conv.Plan, hashes, o.NoStart, res); err != nil {
+	if err := h.restartChanged(ctx, p.Name, conv.Plan, hashes, selected, o, p.ComposeFiles, res); err != nil {
 		return res, err
 	}
 	if o.NoStart {
@@ -145,6 +177,9 @@ func (h *Host) pullImages(ctx context.Context, plan *compose.Plan, selected map[
 			}
 			if sp.Image == "" {
 				return nil, fmt.Errorf("up %s: service %s has no image: (berth cannot build)", plan.Project, sp.Name)
+			}
+			if o.Pull == "never" {
+				return nil, fmt.Errorf("up %s: service %s: machine %s does not have image %s and --pull never forbids pulling it (run berth compose pull, or up --pull missing)", plan.Project, sp.Name, in.Machine, sp.Image)
 			}
 			unit := in.Unit
 			stop := func() error { return h.systemctl(ctx, "stop", "--", unit) }
@@ -211,26 +246,35 @@ func (h *Host) install(ctx context.Context, name string, conv *compose.Result, c
 }
 
 // restartChanged restarts the running machines whose hash changed since
-// the last up (unless noStart) and records the new hashes.
-func (h *Host) restartChanged(ctx context.Context, name string, plan *compose.Plan, hashes map[string]string, noStart bool, res *UpResult) error {
+// the last up (unless noStart or NoRecreate; with ForceRecreate every
+// selected one) and records the new hashes.
+func (h *Host) restartChanged(ctx context.Context, name string, plan *compose.Plan, hashes map[string]string, selected map[string]bool, o UpOptions, files []string, res *UpResult) error {
 	old := h.readApplied(name)
 	var changed []string
 	for _, sp := range plan.Services {
 		for _, in := range sp.Instances {
-			if was, ok := old.Hashes[in.Machine]; ok && was != hashes[in.Machine] {
-				changed = append(changed, in.Unit)
-				res.Restarted = append(res.Restarted, in.Machine)
+			was, ok := old.Hashes[in.Machine]
+			switch {
+			case o.ForceRecreate && selected[sp.Name]:
+			case !ok || was == hashes[in.Machine]:
+				continue
+			case o.NoRecreate:
+				// Keep the old hash: the next up restarts it.
+				hashes[in.Machine] = was
+				continue
 			}
+			changed = append(changed, in.Unit)
+			res.Restarted = append(res.Restarted, in.Machine)
 		}
 	}
-	if len(changed) > 0 && !noStart {
+	if len(changed) > 0 && !o.NoStart {
 		// try-restart leaves stopped machines stopped; the start
 		// below brings up the ones this up selects.
 		if err := h.systemctl(ctx, append([]string{"try-restart", "--"}, changed...)...); err != nil {
 			return fmt.Errorf("up %s: restart changed services: %w", name, err)
 		}
 	}
-	if err := h.writeApplied(name, applied{Hashes: hashes}); err != nil {
+	if err := h.writeApplied(name, applied{Hashes: hashes, ConfigFiles: files}); err != nil {
 		return fmt.Errorf("up %s: %w", name, err)
 	}
 	return nil

@@ -3,8 +3,10 @@ package project
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -24,7 +26,10 @@ func TestUpInstallsPullsAndStarts(t *testing.T) {
 	if len(res.Restarted) != 0 {
 		t.Errorf("first up restarted %v", res.Restarted)
 	}
+	// The routes are read twice: to keep the automatic subnets off them,
+	// and to check every subnet (explicit ones too) against them.
 	want := `ip -o -4 route show table all
+ip -o -4 route show table all
 systemctl daemon-reload
 systemctl enable -- berth_app.target
 systemctl start --no-block -- berth_app.target
@@ -239,21 +244,60 @@ func TestUpRefusesSubnetsThatOverlapHostRoutes(t *testing.T) {
 	e := newTestEnv(t)
 	p := e.load(t, stackYAML)
 	// The project's automatic subnet, as the conversion picks it.
-	res, err := e.up(t, p, UpOptions{NoStart: true})
-	if err != nil {
+	if _, err := e.up(t, p, UpOptions{NoStart: true}); err != nil {
 		t.Fatal(err)
 	}
-	_ = res
 	m, _ := e.host.Manifest("app")
 	subnet := m.Networks[0].Subnet
+	// A VPN now routes that subnet: the automatic subnet moves off it.
 	e.fake.out["ip -o -4 route show table all"] = "default via 10.0.0.1 dev eth0\n" + subnet + " dev wg0 proto kernel scope link src 1.2.3.4\n"
-	_, err = e.up(t, e.load(t, stackYAML), UpOptions{})
+	if _, err := e.up(t, e.load(t, stackYAML), UpOptions{}); err != nil {
+		t.Fatalf("up beside a route over its old subnet: %v", err)
+	}
+	m, _ = e.host.Manifest("app")
+	if moved := m.Networks[0].Subnet; moved == subnet || netip.MustParsePrefix(moved).Overlaps(netip.MustParsePrefix(subnet)) {
+		t.Errorf("automatic subnet %s, want one off the route %s", moved, subnet)
+	}
+	// An explicit subnet over the route is refused, naming both.
+	explicit := strings.Replace(stackYAML, "services:", "networks:\n  default:\n    ipam:\n      config:\n        - subnet: "+subnet+"\nservices:", 1)
+	_, err := e.up(t, e.load(t, explicit), UpOptions{})
 	if err == nil || !strings.Contains(err.Error(), "network default ("+subnet+") overlaps the host's route "+subnet+" dev wg0") {
 		t.Errorf("up = %v, want an overlap error", err)
 	}
-	// A route through the project's own bridge is not a conflict.
-	e.fake.out["ip -o -4 route show table all"] = subnet + " dev " + m.Networks[0].Bridge + " proto kernel scope link\nlocal 127.0.0.1 dev lo table local\n"
+	// A route through the project's own bridge is not a conflict, and
+	// does not move the subnet.
+	m, _ = e.host.Manifest("app")
+	e.fake.out["ip -o -4 route show table all"] = subnet + " dev wg0 proto kernel scope link src 1.2.3.4\n" +
+		m.Networks[0].Subnet + " dev " + m.Networks[0].Bridge + " proto kernel scope link\nlocal 127.0.0.1 dev lo table local\n"
 	if _, err := e.up(t, e.load(t, stackYAML), UpOptions{}); err != nil {
 		t.Errorf("up with its own bridge route: %v", err)
+	}
+	if again, _ := e.host.Manifest("app"); again.Networks[0].Subnet != m.Networks[0].Subnet {
+		t.Errorf("own bridge's route moved the subnet %s → %s", m.Networks[0].Subnet, again.Networks[0].Subnet)
+	}
+}
+
+// TestTwoProjectsNeverShareASubnet: a second project whose automatic
+// subnet would be the first one's gets another (the first's manifest
+// reserves it), as two projects coming up at once do under the subnet lock.
+func TestTwoProjectsNeverShareASubnet(t *testing.T) {
+	e := newTestEnv(t)
+	if _, err := e.up(t, e.load(t, stackYAML), UpOptions{NoStart: true}); err != nil {
+		t.Fatal(err)
+	}
+	first, _ := e.host.Manifest("app")
+	unlock, taken, err := e.host.reserveSubnets(context.Background(), "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	if !slices.Contains(taken, netip.MustParsePrefix(first.Networks[0].Subnet)) {
+		t.Errorf("reserved for another project: %v, want %s among them", taken, first.Networks[0].Subnet)
+	}
+	// The same project keeps its own.
+	unlock, taken, _ = e.host.reserveSubnets(context.Background(), "app")
+	unlock()
+	if slices.Contains(taken, netip.MustParsePrefix(first.Networks[0].Subnet)) {
+		t.Errorf("a project's own subnet is reserved against it: %v", taken)
 	}
 }

@@ -93,3 +93,7 @@ func isImageManifest(mt types.MediaType) bool {
 func isIndex(mt types.MediaType) bool {
 	return mt == types.OCIImageIndex || mt == types.DockerManifestList
 }
+
+// RuntimePlatform is the platform berth runs on (HostPlatform of this
+// build), the default of Options.Platform and of berth import's images.
+func RuntimePlatform() v1.Platform { return runtimePlatform() }

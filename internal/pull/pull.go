@@ -39,8 +39,13 @@ var (
 
 // Options configure Pull. Zero values mean the documented defaults.
 type Options struct {
-	// Ref is the image: a registry reference or oci:PATH[:TAG].
+	// Ref is the image: a registry reference, oci:PATH[:TAG],
+	// oci-archive:PATH[:TAG] or docker-archive:PATH[:TAG].
 	Ref string
+	// Reference is recorded as where the machine's image came from instead
+	// of the normalized Ref (berth import records the file or URL the user
+	// named, not the spool file it was read from). Default: Ref, normalized.
+	Reference string
 	// LayoutTag selects the image of a layout reference given without a
 	// tag (oci:PATH) by its org.opencontainers.image.ref.name, which may
 	// hold ':' and '/' that the oci:PATH:TAG form cannot carry
@@ -171,6 +176,38 @@ func Pull(ctx context.Context, opts Options) (res *Result, err error) {
 			err = fmt.Errorf("pull %s: %w", ref.String(), err)
 		}
 	}()
+	reference := ref.String()
+	if opts.Reference != "" {
+		reference = opts.Reference
+	}
+	return installFrom(ctx, &opts, name, reference, func() (source, error) { return openSource(ctx, ref, &opts) })
+}
+
+// InstallImage installs img as machine opts.Name (required) through the
+// same verified, atomic path as Pull: blobs into the store, layers through
+// the safe applier into a staging tree, commit, record. reference is
+// recorded as where the image came from; opts.Ref, LayoutTag and the
+// registry options are not used. berth import hands it the images it builds
+// from root filesystem tarballs and ACIs.
+func InstallImage(ctx context.Context, img v1.Image, reference string, opts Options) (res *Result, err error) {
+	if err := opts.fill(); err != nil {
+		return nil, err
+	}
+	if err := store.ValidateName(opts.Name); err != nil {
+		return nil, fmt.Errorf("install %s: %w", reference, err)
+	}
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("install %s: %w", reference, err)
+		}
+	}()
+	return installFrom(ctx, &opts, opts.Name, reference, func() (source, error) { return imageSource{img}, nil })
+}
+
+// installFrom is Pull after the reference is parsed: it takes the locks,
+// resolves the source open returns, and installs unless up to date.
+func installFrom(ctx context.Context, o *Options, name, reference string, open func() (source, error)) (res *Result, err error) {
+	opts := *o
 
 	st, err := store.Open(opts.Root)
 	if err != nil {
@@ -213,9 +250,12 @@ func Pull(ctx context.Context, opts Options) (res *Result, err error) {
 	if opts.Platform != nil {
 		want = *opts.Platform
 	}
-	src, err := openSource(ctx, ref, &opts)
+	src, err := open()
 	if err != nil {
 		return nil, err
+	}
+	if c, ok := src.(interface{ close() }); ok {
+		defer c.close()
 	}
 	top, err := src.resolve(ctx)
 	if err != nil {
@@ -225,13 +265,13 @@ func Pull(ctx context.Context, opts Options) (res *Result, err error) {
 	if err != nil {
 		return nil, err
 	}
-	opts.Progress.Resolved(ref.String(), top.Digest, mdesc.Digest)
+	opts.Progress.Resolved(reference, top.Digest, mdesc.Digest)
 
 	if prev != nil && rootfsExists && prev.Digest == top.Digest && prev.Manifest == mdesc.Digest && haveBlobs(st, prev) {
 		if top.image != nil && opts.Platform != nil && !platformMatches(want, prev.Platform) {
 			return nil, fmt.Errorf("image is for %s, not the requested %s", prev.Platform.String(), want.String())
 		}
-		if err := refreshUpToDate(st, prev, ref, &opts); err != nil {
+		if err := refreshUpToDate(st, prev, reference, &opts); err != nil {
 			return nil, err
 		}
 		res := &Result{Record: prev, UpToDate: true}
@@ -242,9 +282,9 @@ func Pull(ctx context.Context, opts Options) (res *Result, err error) {
 		return nil, fmt.Errorf("machine %s is running; stop it before replacing its image", name)
 	}
 
-	res, err = install(ctx, st, img, mdesc, top, ref, name, want, &opts)
+	res, err = install(ctx, st, img, mdesc, top, reference, name, want, &opts)
 	if err != nil {
-		return nil, err
+		return nil, explainDiskFull(err, img, &opts)
 	}
 	// The tag may have moved: blobs of the replaced image are garbage now.
 	// Collect only if no other pull holds the store (never wait for one).
@@ -274,14 +314,14 @@ func haveBlobs(st *store.Store, r *store.Record) bool {
 
 // refreshUpToDate fixes what may have drifted on an installed, unchanged
 // image: the reference it was pulled by, a deleted .oci-config.
-func refreshUpToDate(st *store.Store, prev *store.Record, ref Ref, o *Options) error {
+func refreshUpToDate(st *store.Store, prev *store.Record, reference string, o *Options) error {
 	if _, err := os.Stat(store.ConfigPath(o.MachinesDir, prev.Name)); errors.Is(err, fs.ErrNotExist) {
 		if err := st.WriteConfig(o.MachinesDir, prev.Name, prev.Config); err != nil {
 			return err
 		}
 	}
-	if prev.Reference != ref.String() {
-		prev.Reference = ref.String()
+	if prev.Reference != reference {
+		prev.Reference = reference
 		return st.SaveRecord(prev)
 	}
 	return nil
@@ -297,7 +337,7 @@ func platformMatches(want, got v1.Platform) bool {
 }
 
 // install fetches the image's blobs and builds and commits the rootfs.
-func install(ctx context.Context, st *store.Store, img v1.Image, mdesc v1.Descriptor, top resolved, ref Ref, name string, want v1.Platform, o *Options) (*Result, error) {
+func install(ctx context.Context, st *store.Store, img v1.Image, mdesc v1.Descriptor, top resolved, reference string, name string, want v1.Platform, o *Options) (*Result, error) {
 	res := &Result{}
 	rawManifest, err := img.RawManifest()
 	if err != nil {
@@ -317,11 +357,8 @@ func install(ctx context.Context, st *store.Store, img v1.Image, mdesc v1.Descri
 	if m.Config.Size > maxConfigSize {
 		return nil, fmt.Errorf("image config %s is %d bytes, more than berth accepts (%d)", m.Config.Digest, m.Config.Size, maxConfigSize)
 	}
-	rawConfig, err := fetchConfig(st, img, m.Config.Digest)
+	rawConfig, err := fetchConfig(ctx, st, res, img, m.Config.Digest)
 	if err != nil {
-		return nil, err
-	}
-	if err := storeBlob(st, res, m.Config.Digest, rawConfig); err != nil {
 		return nil, err
 	}
 	var cfg v1.ConfigFile
@@ -343,7 +380,7 @@ func install(ctx context.Context, st *store.Store, img v1.Image, mdesc v1.Descri
 
 	rec := &store.Record{
 		Name:              name,
-		Reference:         ref.String(),
+		Reference:         reference,
 		Digest:            top.Digest,
 		Manifest:          mdesc.Digest,
 		ManifestMediaType: mdesc.MediaType,
@@ -442,19 +479,32 @@ func storeBlob(st *store.Store, res *Result, d v1.Hash, b []byte) error {
 }
 
 // fetchConfig returns the raw config, from the store when present (a warm
-// store saves a request), verified against its digest either way.
-func fetchConfig(st *store.Store, img v1.Image, d v1.Hash) ([]byte, error) {
+// store saves a request), verified against its digest either way, and
+// stores it. It holds the blob's lock meanwhile, so pulls running side by
+// side fetch it once.
+func fetchConfig(ctx context.Context, st *store.Store, res *Result, img v1.Image, d v1.Hash) ([]byte, error) {
+	unlock, err := st.LockBlob(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	if _, ok := st.Has(d); ok {
 		if b, err := st.ReadBlob(d); err == nil {
 			return b, nil
 		}
 		// A corrupt store copy: fetch it again.
+		if err := st.RemoveBlob(d); err != nil {
+			return nil, err
+		}
 	}
 	b, err := img.RawConfigFile()
 	if err != nil {
 		return nil, fmt.Errorf("fetch config %s: %w", d, err)
 	}
 	if err := verifyBytes("config", b, d); err != nil {
+		return nil, err
+	}
+	if err := storeBlob(st, res, d, b); err != nil {
 		return nil, err
 	}
 	return b, nil

@@ -25,8 +25,15 @@ type Ref struct {
 	Remote name.Reference
 	// Layout is the directory of an OCI image layout (oci:PATH[:TAG]).
 	Layout string
-	// Tag selects the image in a layout by its
-	// org.opencontainers.image.ref.name annotation; empty means the only one.
+	// Archive is the tar file of an oci-archive:PATH[:TAG] (a tarred OCI
+	// image layout) or docker-archive:PATH[:TAG] (`docker save`) reference,
+	// and ArchiveKind its transport: ociArchivePrefix or dockerArchivePrefix
+	// without the colon.
+	Archive     string
+	ArchiveKind string
+	// Tag selects the image in a layout or OCI archive by its
+	// org.opencontainers.image.ref.name annotation, or in a docker archive
+	// by its RepoTags; empty means the only one.
 	Tag string
 }
 
@@ -34,6 +41,9 @@ type Ref struct {
 // is docker.io/library/busybox:latest). insecure marks the registry as
 // reachable over plain HTTP; loopback registries always are.
 func ParseRef(s string, insecure bool) (Ref, error) {
+	if r, ok, err := parseArchiveRef(s); ok {
+		return r, err
+	}
 	if rest, ok := strings.CutPrefix(s, layoutPrefix); ok {
 		path, tag := rest, ""
 		// The tag follows the last ':' after the last '/', so paths may not
@@ -72,8 +82,8 @@ func (r Ref) WithLayoutTag(tag string) (Ref, error) {
 	switch {
 	case tag == "":
 		return r, nil
-	case r.Layout == "" || r.Tag != "":
-		return Ref{}, fmt.Errorf("select %q in %s: a layout tag needs an oci:PATH reference without one", tag, r)
+	case r.Layout == "" && r.Archive == "" || r.Tag != "":
+		return Ref{}, fmt.Errorf("select %q in %s: a layout tag needs an oci:PATH (or archive) reference without one", tag, r)
 	}
 	r.Tag = tag
 	return r, nil
@@ -81,6 +91,13 @@ func (r Ref) WithLayoutTag(tag string) (Ref, error) {
 
 // String is the normalized reference, as recorded.
 func (r Ref) String() string {
+	if r.Archive != "" {
+		s := r.ArchiveKind + ":" + r.Archive
+		if r.Tag != "" {
+			s += ":" + r.Tag
+		}
+		return s
+	}
 	if r.Remote == nil {
 		s := layoutPrefix + r.Layout
 		if r.Tag != "" {
@@ -100,14 +117,27 @@ func (r Ref) String() string {
 // refuses replaced by '-'.
 func DefaultName(r Ref) (string, error) {
 	var base string
-	if r.Remote != nil {
+	switch {
+	case r.Remote != nil:
 		repo := r.Remote.Context().RepositoryStr()
 		base = repo[strings.LastIndexByte(repo, '/')+1:]
-	} else {
+	case r.Archive != "":
+		base = archiveBaseName(r)
+	default:
 		base = filepath.Base(r.Layout)
 	}
+	if n := MachineName(base); n != "" {
+		return n, nil
+	}
+	return "", fmt.Errorf("derive machine name from %q: nothing usable; pass --name", r.String())
+}
+
+// MachineName makes s a machine name machinectl accepts: lower-cased, with
+// every other character than a-z and 0-9 replaced by '-', trimmed to 63
+// bytes. It is "" when nothing usable is left.
+func MachineName(s string) string {
 	var b strings.Builder
-	for _, c := range strings.ToLower(base) {
+	for _, c := range strings.ToLower(s) {
 		if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' {
 			b.WriteRune(c)
 		} else {
@@ -118,10 +148,7 @@ func DefaultName(r Ref) (string, error) {
 	if len(n) > 63 {
 		n = strings.TrimRight(n[:63], "-")
 	}
-	if n == "" {
-		return "", fmt.Errorf("derive machine name from %q: nothing usable; pass --name", r.String())
-	}
-	return n, nil
+	return n
 }
 
 // isLoopback reports whether host (optionally with :port) is localhost or

@@ -38,6 +38,12 @@ type layoutSource struct {
 }
 
 func openSource(ctx context.Context, ref Ref, o *Options) (source, error) {
+	switch ref.ArchiveKind {
+	case dockerArchiveKind:
+		return &dockerArchiveSource{ref: ref}, nil
+	case ociArchiveKind:
+		return openOCIArchive(ref, o)
+	}
 	if ref.Remote == nil {
 		p, err := layout.FromPath(ref.Layout)
 		if err != nil {

@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
@@ -42,7 +43,13 @@ const (
 	KindStaging        = "staging"         // a staging directory no install holds
 	KindIndexStale     = "index-stale"     // index.json does not list the records
 	KindInstanceBroken = "instance-broken" // a `berth create` record whose tree is gone
+	KindSpoolStale     = "spool-stale"     // an import's temporary file a killed import left
 )
+
+// spoolStaleAfter is how old a temporary file in the spool directory must
+// be to count as left by a killed import (a running one touches its files
+// as it writes them).
+const spoolStaleAfter = time.Hour
 
 // Finding is one problem a check found. Repair says what --repair does
 // about it; empty when it needs the user (Fix says what to run).
@@ -101,6 +108,7 @@ func (h Host) check(ctx context.Context, st *store.Store, o CheckOptions) ([]Fin
 	if err := h.checkInstances(&out); err != nil {
 		return nil, err
 	}
+	h.checkSpool(&out)
 	slices.SortFunc(out, func(a, b Finding) int {
 		return strings.Compare(a.Kind+"\x00"+a.Path, b.Kind+"\x00"+b.Path)
 	})
@@ -299,6 +307,27 @@ func (h Host) checkInstances(out *[]Finding) error {
 		}
 	}
 	return nil
+}
+
+// checkSpool finds temporary files and directories of imports (the
+// hidden entries of the spool directory) that nothing has written for an
+// hour. Partial downloads (named by their URL) are kept on purpose: the
+// next import of that URL resumes them.
+func (h Host) checkSpool(out *[]Finding) {
+	dir := filepath.Join(h.Root, "spool")
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil || time.Since(fi.ModTime()) < spoolStaleAfter {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		*out = append(*out, Finding{Kind: KindSpoolStale, Path: p, Problem: "a temporary file of an import, untouched for " + time.Since(fi.ModTime()).Round(time.Minute).String(),
+			Repair: "remove it", repair: func() error { return removeIfExists(p) }})
+	}
 }
 
 // indexStale says how index.json differs from the records ("" if not).

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -160,9 +161,20 @@ func TestCheckRepair(t *testing.T) {
 	os.WriteFile(store.ConfigPath(f.h.MachinesDir, "orphan"), []byte("{}"), 0o644)
 	foreign := filepath.Join(f.h.MachinesDir, "handmade")
 	os.MkdirAll(filepath.Join(foreign, "usr"), 0o755)
+	// An import's temporary file from yesterday, one being written now,
+	// and a partial download kept for resuming.
+	spool := filepath.Join(f.h.Root, "spool")
+	os.MkdirAll(spool, 0o700)
+	oldTemp, newTemp, partial := filepath.Join(spool, ".layer-1"), filepath.Join(spool, ".layer-2"), filepath.Join(spool, "0123abcd.part")
+	for _, p := range []string{oldTemp, newTemp, partial} {
+		os.WriteFile(p, []byte("x"), 0o600)
+	}
+	yesterday := time.Now().Add(-24 * time.Hour)
+	os.Chtimes(oldTemp, yesterday, yesterday)
+	os.Chtimes(partial, yesterday, yesterday)
 
 	got := f.check(t)
-	want := []string{KindBlobCorrupt, KindBlobMissing, KindBlobTemp, KindConfigMissing, KindStaging, KindTreeMissing, KindTreeUnrecorded}
+	want := []string{KindBlobCorrupt, KindBlobMissing, KindBlobTemp, KindConfigMissing, KindSpoolStale, KindStaging, KindTreeMissing, KindTreeUnrecorded}
 	if !slices.Equal(kinds(got), want) {
 		t.Fatalf("check kinds = %v, want %v\n%+v", kinds(got), want, got)
 	}
@@ -194,12 +206,12 @@ func TestCheckRepair(t *testing.T) {
 	if !slices.Equal(kinds(after), []string{KindBlobMissing}) {
 		t.Errorf("check after repair = %+v, want only web's missing layer", after)
 	}
-	for _, p := range []string{stale, orphan, store.ConfigPath(f.h.MachinesDir, "orphan"), filepath.Join(blobs, ".tmp-12345"), layer} {
+	for _, p := range []string{stale, orphan, store.ConfigPath(f.h.MachinesDir, "orphan"), filepath.Join(blobs, ".tmp-12345"), layer, oldTemp} {
 		if _, err := os.Lstat(p); err == nil {
 			t.Errorf("%s still there after repair", p)
 		}
 	}
-	for _, p := range []string{live.Dir, foreign, store.ConfigPath(f.h.MachinesDir, "web")} {
+	for _, p := range []string{live.Dir, foreign, store.ConfigPath(f.h.MachinesDir, "web"), newTemp, partial} {
 		if _, err := os.Lstat(p); err != nil {
 			t.Errorf("repair removed %s: %v", p, err)
 		}

@@ -1,8 +1,10 @@
-package main
+package initproc
 
 import (
 	"slices"
 	"testing"
+
+	"github.com/berth-sh/berth/internal/machine"
 )
 
 func TestParseEnvFile(t *testing.T) {
@@ -68,5 +70,30 @@ func TestLookupGroup(t *testing.T) {
 	}
 	if _, err := lookupGroup("nope", groups); err == nil {
 		t.Error("unknown group accepted")
+	}
+}
+
+func TestInvoked(t *testing.T) {
+	for argv0, want := range map[string]bool{
+		"/.berth/init":                    true,
+		"berth-init":                      true,
+		"/usr/local/lib/berth/berth-init": true,
+		"/usr/local/bin/berth":            false,
+		"berth":                           false,
+		"/sbin/init":                      false,
+		"init":                            false,
+		"":                                false,
+	} {
+		if got := Invoked(argv0); got != want {
+			t.Errorf("Invoked(%q) = %v, want %v", argv0, got, want)
+		}
+	}
+}
+
+// TestPathIsTheMachinesInitPath: berth recognises its init role by the
+// path machine units start the init at.
+func TestPathIsTheMachinesInitPath(t *testing.T) {
+	if Path != machine.InitPath {
+		t.Errorf("initproc.Path = %q, machine.InitPath = %q", Path, machine.InitPath)
 	}
 }

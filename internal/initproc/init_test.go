@@ -1,4 +1,4 @@
-package main
+package initproc
 
 import (
 	"bufio"
@@ -20,7 +20,7 @@ import (
 // the real signal and reaping loop in a separate process.
 func TestMain(m *testing.M) {
 	if os.Getenv("BERTH_INIT_TEST_AS_INIT") == "1" {
-		os.Exit(run(os.Args[1:], os.Stderr))
+		os.Exit(Main(os.Args[1:], os.Stderr))
 	}
 	os.Exit(m.Run())
 }
