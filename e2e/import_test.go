@@ -17,7 +17,7 @@ import (
 func TestImportBootsDebian(t *testing.T) {
 	t.Parallel()
 	begin := time.Now()
-	h := testhost.Boot(t, testhost.Options{Packages: []string{"procps"}})
+	h := testhost.Boot(t, testhost.Options{Packages: []string{"nftables", "procps"}})
 	t.Logf("timing: boot test host: %v", since(begin))
 	h.InstallBerth()
 
