@@ -1,8 +1,6 @@
 package system
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -16,12 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/berth-sh/berth/internal/command"
 	"github.com/berth-sh/berth/internal/machine"
@@ -29,37 +22,6 @@ import (
 	"github.com/berth-sh/berth/internal/pull"
 	"github.com/berth-sh/berth/internal/store"
 )
-
-// pushImage pushes a one-layer image holding files (name, content pairs)
-// and returns its reference.
-func pushImage(t *testing.T, host, repoTag string, files ...string) string {
-	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for i := 0; i+1 < len(files); i += 2 {
-		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: files[i], Mode: 0o644, Size: int64(len(files[i+1]))})
-		tw.Write([]byte(files[i+1]))
-	}
-	tw.Close()
-	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(empty.Image, l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, _ := img.ConfigFile()
-	cfg = cfg.DeepCopy()
-	cfg.OS, cfg.Architecture = "linux", "amd64"
-	img, _ = mutate.ConfigFile(img, cfg)
-	ref := host + "/" + repoTag
-	r, _ := name.ParseReference(ref)
-	if err := remote.Write(r, img); err != nil {
-		t.Fatal(err)
-	}
-	return ref
-}
 
 type fixture struct {
 	h    Host
@@ -80,7 +42,7 @@ func newFixture(t *testing.T) *fixture {
 		StateDir: filepath.Join(d, "root", "units"), MachinesDir: filepath.Join(d, "machines"),
 	}}
 	for _, n := range []string{"web", "db"} {
-		ref := pushImage(t, host, "apps/"+n+":1", "usr/bin/"+n, "binary of "+n, "etc/"+n+".conf", "conf")
+		ref, _ := crashImage(t, host, "apps/"+n+":1", n, 1, 3, 1024)
 		if _, err := pull.Pull(context.Background(), pull.Options{Ref: ref, Name: n, Root: f.h.Root, MachinesDir: f.h.MachinesDir, Gunzip: "builtin", Running: func(string) bool { return false }}); err != nil {
 			t.Fatal(err)
 		}
