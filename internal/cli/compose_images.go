@@ -9,8 +9,9 @@ import (
 
 func newComposeImagesCmd(env Env, g *Globals, cf *composeFlags) *cobra.Command {
 	var format string
+	var quiet bool
 	cmd := &cobra.Command{
-		Use:   "images [SERVICE...]",
+		Use:   "images [-q] [SERVICE...]",
 		Short: "List the image each machine of the project runs",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, err := composeProjectName(cmd, cf)
@@ -20,6 +21,18 @@ func newComposeImagesCmd(env Env, g *Globals, cf *composeFlags) *cobra.Command {
 			rows, err := composeHost(env, g).Images(name, args, composeImages(env, g))
 			if err != nil {
 				return err
+			}
+			if quiet {
+				// docker prints image IDs, each once: berth's are the
+				// manifest digests its store keeps.
+				seen := map[string]bool{}
+				for _, r := range rows {
+					if !seen[r.Digest] {
+						seen[r.Digest] = true
+						fmt.Fprintln(env.Stdout, r.Digest)
+					}
+				}
+				return nil
 			}
 			switch format {
 			case "json":
@@ -37,5 +50,6 @@ func newComposeImagesCmd(env Env, g *Globals, cf *composeFlags) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "table", "output format: table or json")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "only the image digests, each once")
 	return cmd
 }

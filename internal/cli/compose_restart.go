@@ -10,7 +10,7 @@ func newComposeRestartCmd(env Env, g *Globals, cf *composeFlags) *cobra.Command 
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "restart [SERVICE...]",
-		Short: "Restart services (dependents that require them restart too) and wait until they are up",
+		Short: "Restart services (and their dependents with depends_on restart: true) and wait until they are up",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, err := composeProjectName(cmd, cf)
 			if err != nil {
