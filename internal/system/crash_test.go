@@ -3,12 +3,16 @@ package system
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"io/fs"
 	"log"
 	"math/rand/v2"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -190,4 +194,114 @@ func treeFiles(t *testing.T, dir string) []string {
 	})
 	slices.Sort(out)
 	return out
+}
+
+// TestImportKilledAnywhere kills `berth import URL` with SIGKILL at random
+// points, 20 times, alternating two root filesystem tarballs (gzip, one
+// top-level directory, SHA256SUMS beside them) on one machine name, and
+// checks what TestPullKilledAnywhere checks: no half machine is visible,
+// check finds only a kill's leftovers, the next import succeeds and leaves
+// a consistent state.
+func TestImportKilledAnywhere(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds berth and imports 40 times")
+	}
+	bin := filepath.Join(t.TempDir(), "berth")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/berth").CombinedOutput(); err != nil {
+		t.Fatalf("build berth: %v\n%s", err, out)
+	}
+	www := t.TempDir()
+	files := map[string][]string{}
+	var sums strings.Builder
+	for _, tag := range []string{"a", "b"} {
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		tw := tar.NewWriter(zw)
+		rnd := rand.New(rand.NewPCG(uint64(tag[0]), 9))
+		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "rootfs/", Mode: 0o755})
+		for i := 0; i < 60; i++ {
+			p := fmt.Sprintf("usr/share/%s/f%03d", tag, i)
+			data := make([]byte, 128<<10)
+			for j := range data {
+				data[j] = byte(rnd.Uint32())
+			}
+			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "rootfs/" + p, Mode: 0o644, Size: int64(len(data))})
+			tw.Write(data)
+			files[tag] = append(files[tag], p)
+		}
+		tw.Close()
+		zw.Close()
+		name := "root-" + tag + ".tar.gz"
+		if err := os.WriteFile(filepath.Join(www, name), buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(buf.Bytes())
+		fmt.Fprintf(&sums, "%s  %s\n", hex.EncodeToString(sum[:]), name)
+	}
+	os.WriteFile(filepath.Join(www, "SHA256SUMS"), []byte(sums.String()), 0o644)
+	srv := httptest.NewServer(http.FileServer(http.Dir(www)))
+	defer srv.Close()
+	d := t.TempDir()
+	h := Host{Root: filepath.Join(d, "root"), MachinesDir: filepath.Join(d, "machines")}
+	env := append(os.Environ(), "BERTH_ROOT="+h.Root, "BERTH_MACHINES_DIR="+h.MachinesDir, "BERTH_GUNZIP=builtin")
+	importCmd := func(tag string) *exec.Cmd {
+		c := exec.Command(bin, "import", "-q", "--name", "app", srv.URL+"/root-"+tag+".tar.gz")
+		c.Env = env
+		return c
+	}
+	begin := time.Now()
+	if out, err := importCmd("a").CombinedOutput(); err != nil {
+		t.Fatalf("first import: %v\n%s", err, out)
+	}
+	full := time.Since(begin)
+	rnd := rand.New(rand.NewPCG(5, 6))
+	tree := filepath.Join(h.MachinesDir, "app")
+	for i := 0; i < 20; i++ {
+		tag := "b"
+		if i%2 == 1 {
+			tag = "a"
+		}
+		if i%5 == 4 {
+			os.RemoveAll(tree)
+			os.Remove(store.ConfigPath(h.MachinesDir, "app"))
+			store.At(h.Root).RemoveRecord("app")
+		}
+		c := importCmd(tag)
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		delay := time.Duration(rnd.Int64N(int64(full)))
+		time.Sleep(delay)
+		c.Process.Signal(syscall.SIGKILL)
+		c.Wait()
+		if _, err := os.Lstat(tree); err == nil {
+			got := treeFiles(t, filepath.Join(tree, "usr/share"))
+			if _, err := store.At(h.Root).Record("app"); err != nil {
+				t.Errorf("round %d (killed after %v): a tree without a record: %v", i, delay, err)
+			}
+			if !slices.Equal(got, files["a"]) && !slices.Equal(got, files["b"]) {
+				t.Errorf("round %d (killed after %v): the tree holds %d files, neither tarball's", i, delay, len(got))
+			}
+		}
+		found, err := h.Check(context.Background(), CheckOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range found {
+			switch f.Kind {
+			case KindStaging, KindBlobTemp, KindTreeMissing, KindIndexStale:
+			default:
+				t.Errorf("round %d (killed after %v): check found %s %s: %s", i, delay, f.Kind, f.Path, f.Problem)
+			}
+		}
+		if out, err := importCmd(tag).CombinedOutput(); err != nil {
+			t.Fatalf("round %d: the import after the kill failed: %v\n%s", i, err, out)
+		}
+		if got := treeFiles(t, filepath.Join(tree, "usr/share")); !slices.Equal(got, files[tag]) {
+			t.Errorf("round %d: after the next import the tree has %d files, want %d", i, len(got), len(files[tag]))
+		}
+		if found, _ := h.Check(context.Background(), CheckOptions{}); len(found) != 0 {
+			t.Errorf("round %d: check after the next import: %+v", i, found)
+		}
+	}
 }
