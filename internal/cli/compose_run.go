@@ -6,6 +6,7 @@ import (
 
 	shellwords "github.com/mattn/go-shellwords"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/berth-sh/berth/internal/compose"
 	"github.com/berth-sh/berth/internal/project"
@@ -115,11 +116,7 @@ Published ports are not published (docker's default).`,
 	f.StringVar(&pull, "pull", "missing", "pull the image when missing (missing) or never")
 	f.BoolVar(&quietPull, "quiet-pull", false, "pull without progress output")
 	f.BoolVar(&removeOrphans, "remove-orphans", false, "accepted: up removes orphans; run starts only dependencies")
-	var ignored bool
-	f.BoolVarP(&ignored, "interactive", "i", true, "keep stdin open (always)")
-	f.BoolVarP(&ignored, "tty", "t", true, "give a terminal when there is one (default)")
-	f.MarkHidden("interactive")
-	f.MarkHidden("tty")
+	acceptTerminalFlags(f)
 	// Known and refused, with the reason (see RunE).
 	f.BoolVarP(&detach, "detach", "d", false, "not supported")
 	f.BoolVar(&servicePorts, "service-ports", false, "not supported")
@@ -134,4 +131,14 @@ Published ports are not published (docker's default).`,
 		f.MarkHidden(n)
 	}
 	return cmd
+}
+
+// acceptTerminalFlags takes docker's -i and -t, which berth's run always
+// does as they ask (stdin kept open; a terminal when there is one).
+func acceptTerminalFlags(f *pflag.FlagSet) {
+	var ignored bool
+	f.BoolVarP(&ignored, "interactive", "i", true, "keep stdin open (always)")
+	f.BoolVarP(&ignored, "tty", "t", true, "give a terminal when there is one (default)")
+	f.MarkHidden("interactive")
+	f.MarkHidden("tty")
 }

@@ -176,14 +176,17 @@ code (or SERVICE's).`,
 	f.BoolVar(&timestamps, "timestamps", false, "show timestamps in the logs")
 	f.BoolVar(&quietPull, "quiet-pull", false, "pull without progress output")
 	f.BoolVar(&noColor, "no-color", false, "monochrome output (berth's always is)")
-	rejectFlags(cmd, "up", []rejected{
-		{"attach", true, "berth shows the logs of every started service; name the services to see fewer (berth compose logs -f SERVICE)"},
-		{"no-attach", true, "berth shows the logs of every started service; name the services to see fewer (berth compose logs -f SERVICE)"},
-		{"attach-dependencies", false, "berth shows the logs of every started service, dependencies included"},
-		{"watch", false, "watch syncs and rebuilds on file changes, which needs build (issue #11)"},
-		{"menu", false, "berth has no interactive menu"},
-	})
+	rejectFlags(cmd, "up", upRejected)
 	return cmd
+}
+
+// upRejected are docker compose up's flags berth refuses, with why.
+var upRejected = []rejected{
+	{"attach", true, "berth shows the logs of every started service; name the services to see fewer (berth compose logs -f SERVICE)"},
+	{"no-attach", true, "berth shows the logs of every started service; name the services to see fewer (berth compose logs -f SERVICE)"},
+	{"attach-dependencies", false, "berth shows the logs of every started service, dependencies included"},
+	{"watch", false, "watch syncs and rebuilds on file changes, which needs build (issue #11)"},
+	{"menu", false, "berth has no interactive menu"},
 }
 
 // upUntilExit shows the logs until a machine stops, stops the project,

@@ -151,21 +151,7 @@ func TestPullKilledAnywhere(t *testing.T) {
 				t.Errorf("round %d (killed after %v): the tree holds %d files, neither image's", i, delay, len(got))
 			}
 		}
-		found, err := h.Check(context.Background(), CheckOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, f := range found {
-			switch f.Kind {
-			case KindStaging, KindBlobTemp, KindTreeMissing, KindIndexStale:
-				// What a kill may leave: a staging directory, a
-				// blob download, a first install's record before
-				// its tree, a record saved before index.json was
-				// rebuilt from it. The next pull clears each.
-			default:
-				t.Errorf("round %d (killed after %v): check found %s %s: %s", i, delay, f.Kind, f.Path, f.Problem)
-			}
-		}
+		checkKillLeftovers(t, h, i, delay)
 		if out, err := pullCmd(ref).CombinedOutput(); err != nil {
 			t.Fatalf("round %d: the pull after the kill failed: %v\n%s", i, err, out)
 		}
@@ -173,12 +159,7 @@ func TestPullKilledAnywhere(t *testing.T) {
 		if ref == refA {
 			want = filesA
 		}
-		if got := treeFiles(t, filepath.Join(tree, "usr/share")); !slices.Equal(got, want) {
-			t.Errorf("round %d: after the next pull the tree has %d files, want %d", i, len(got), len(want))
-		}
-		if found, _ := h.Check(context.Background(), CheckOptions{}); len(found) != 0 {
-			t.Errorf("round %d: check after the next pull: %+v", i, found)
-		}
+		checkRedone(t, h, i, tree, want)
 	}
 }
 
@@ -283,25 +264,41 @@ func TestImportKilledAnywhere(t *testing.T) {
 				t.Errorf("round %d (killed after %v): the tree holds %d files, neither tarball's", i, delay, len(got))
 			}
 		}
-		found, err := h.Check(context.Background(), CheckOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, f := range found {
-			switch f.Kind {
-			case KindStaging, KindBlobTemp, KindTreeMissing, KindIndexStale:
-			default:
-				t.Errorf("round %d (killed after %v): check found %s %s: %s", i, delay, f.Kind, f.Path, f.Problem)
-			}
-		}
+		checkKillLeftovers(t, h, i, delay)
 		if out, err := importCmd(tag).CombinedOutput(); err != nil {
 			t.Fatalf("round %d: the import after the kill failed: %v\n%s", i, err, out)
 		}
-		if got := treeFiles(t, filepath.Join(tree, "usr/share")); !slices.Equal(got, files[tag]) {
-			t.Errorf("round %d: after the next import the tree has %d files, want %d", i, len(got), len(files[tag]))
+		checkRedone(t, h, i, tree, files[tag])
+	}
+}
+
+// checkKillLeftovers fails on anything check finds after a kill but what a
+// kill may leave: a staging directory, a blob download, a first install's
+// record before its tree, a record saved before index.json was rebuilt
+// from it. The next command clears each.
+func checkKillLeftovers(t *testing.T, h Host, round int, delay time.Duration) {
+	t.Helper()
+	found, err := h.Check(context.Background(), CheckOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range found {
+		switch f.Kind {
+		case KindStaging, KindBlobTemp, KindTreeMissing, KindIndexStale:
+		default:
+			t.Errorf("round %d (killed after %v): check found %s %s: %s", round, delay, f.Kind, f.Path, f.Problem)
 		}
-		if found, _ := h.Check(context.Background(), CheckOptions{}); len(found) != 0 {
-			t.Errorf("round %d: check after the next import: %+v", i, found)
-		}
+	}
+}
+
+// checkRedone checks the state after the command that followed a kill: the
+// tree holds exactly want, and check finds nothing.
+func checkRedone(t *testing.T, h Host, round int, tree string, want []string) {
+	t.Helper()
+	if got := treeFiles(t, filepath.Join(tree, "usr/share")); !slices.Equal(got, want) {
+		t.Errorf("round %d: after the command that followed the kill the tree has %d files, want %d", round, len(got), len(want))
+	}
+	if found, _ := h.Check(context.Background(), CheckOptions{}); len(found) != 0 {
+		t.Errorf("round %d: check after the command that followed the kill: %+v", round, found)
 	}
 }
