@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -284,6 +285,17 @@ func installFrom(ctx context.Context, o *Options, name, reference string, open f
 
 	res, err = install(ctx, st, img, mdesc, top, reference, name, want, &opts)
 	if err != nil {
+		if errors.Is(err, syscall.ENOSPC) {
+			// The layers this pull stored are what filled the disk:
+			// give their space back (other failures keep them for the
+			// next try), if no other pull holds the store.
+			unlockStore()
+			storeLocked = false
+			if unlock, ok := st.TryLock(store.Exclusive); ok {
+				st.GC()
+				unlock()
+			}
+		}
 		return nil, explainDiskFull(err, img, &opts)
 	}
 	// The tag may have moved: blobs of the replaced image are garbage now.
@@ -324,7 +336,10 @@ func refreshUpToDate(st *store.Store, prev *store.Record, reference string, o *O
 		prev.Reference = reference
 		return st.SaveRecord(prev)
 	}
-	return nil
+	// A command killed between saving a record and rebuilding index.json
+	// leaves the index behind the records; an up-to-date pull catches it
+	// up (it is small, and rebuilt from the records under its own lock).
+	return st.WriteIndex()
 }
 
 // platformMatches reports whether an image for got satisfies want (a
